@@ -1,0 +1,28 @@
+# The two commands of the README: `make run` (the service) and `make test` (the whole test suite).
+# Both create .venv from pyproject.toml on first use; nothing needs installing by hand.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test lint bench clean-venv
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[embedded,test,bench]'
+	touch $@
+
+run: $(BIN)/.installed
+	$(BIN)/haowatch run
+
+test: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: $(BIN)/.installed
+	$(BIN)/python benchmarks/bench_extract.py
+	$(BIN)/python benchmarks/bench_crawl.py
+	$(BIN)/python benchmarks/bench_service.py
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,117 @@
+"""Identifiers and URL forms of NetEase Hao: parse, validate and canonicalise (pure functions).
+
+Every request haowatch makes is rebuilt from an id and the configured site base, so links found in
+pages are reduced to ids here first.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+TID_RE = re.compile(r"^T\d{13}$")
+WEMEDIA_RE = re.compile(r"^W\d{18,19}$")
+DOCID_RE = re.compile(r"^[0-9A-V]{8}[0-9A-Z]{8}$")
+VIDEO_RE = re.compile(r"^V[0-9A-Z]{8}$")
+
+_DOCID_IN_PATH = re.compile(
+    r"/(?:[a-z0-9]+/)?(?:article|a)/(?:detail/)?([0-9A-V]{8}[0-9A-Z]{8})(?:_pdya11y)?\.html$"
+)
+_VIDEO_IN_PATH = re.compile(r"/v/video/(V[0-9A-Z]{8})\.html$")
+_TID_IN_PATH = re.compile(r"^/(?:dy/media|news/sub)/(T\d{13})\.html$")
+
+NETEASE_HOSTS = frozenset(
+    {"163.com", "www.163.com", "m.163.com", "3g.163.com", "c.m.163.com", "dy.163.com", "news.163.com"}
+)
+TRACKING_PARAMS = frozenset({"f", "clickfrom", "spss", "from", "referFrom", "spssid", "spsw", "spsf"})
+
+
+class InvalidSourceId(ValueError):
+    """Raised when text is not a T-id or a NetEase Hao account URL."""
+
+
+def _is_netease_host(host: str) -> bool:
+    return host in NETEASE_HOSTS or host.endswith(".163.com")
+
+
+def parse_tid(text: str) -> str:
+    """Return the T-id named by ``text``: a bare T-id, a desktop or a mobile account URL.
+
+    Raises :class:`InvalidSourceId` with a human-readable reason for anything else.
+    """
+    value = text.strip()
+    if TID_RE.match(value):
+        return value
+    if value.startswith("T") and value[1:].isdigit():
+        raise InvalidSourceId(f"{value!r} is not a T-id: expected T followed by 13 digits")
+    if "://" not in value:
+        raise InvalidSourceId(f"{value!r} is neither a T-id (T + 13 digits) nor an account URL")
+    parts = urlsplit(value)
+    host = (parts.hostname or "").lower()
+    if parts.scheme not in ("http", "https") or not _is_netease_host(host):
+        raise InvalidSourceId(f"{value!r} is not a NetEase Hao account URL")
+    match = _TID_IN_PATH.match(parts.path)
+    if not match:
+        raise InvalidSourceId(
+            f"{value!r} is not an account page: expected /dy/media/T….html or /news/sub/T….html"
+        )
+    return match.group(1)
+
+
+def docid_from_url(url: str) -> str | None:
+    """Return the article docid in any known URL form (desktop, mobile, 3g, c.m, a11y, legacy), else None."""
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return None
+    match = _DOCID_IN_PATH.search(parts.path)
+    return match.group(1) if match else None
+
+
+def video_id_from_url(url: str) -> str | None:
+    """Return the video id of a ``/v/video/V….html`` URL, else None."""
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return None
+    match = _VIDEO_IN_PATH.search(parts.path)
+    return match.group(1) if match else None
+
+
+def tid_from_url(url: str) -> str | None:
+    """Return the T-id of an account URL, else None (never raises)."""
+    try:
+        return parse_tid(url)
+    except (InvalidSourceId, ValueError):
+        return None
+
+
+def strip_tracking(url: str) -> str:
+    """Drop tracking query parameters and fragments (``?f=post2020_dy_recommends``, ``#offset=0``…)."""
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return url.strip()
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in TRACKING_PARAMS]
+    scheme = parts.scheme or "https"
+    return urlunsplit((scheme, parts.netloc, parts.path, urlencode(query), ""))
+
+
+def canonical_article_url(docid: str) -> str:
+    """The canonical public URL of a 网易号 article."""
+    return f"https://www.163.com/dy/article/{docid}.html"
+
+
+def article_url(site_url: str, docid: str) -> str:
+    """The URL to fetch an article from, on the configured site base."""
+    return f"{site_url.rstrip('/')}/dy/article/{docid}.html"
+
+
+def account_url(site_url: str, tid: str) -> str:
+    """The URL to fetch an account page from, on the configured site base."""
+    return f"{site_url.rstrip('/')}/dy/media/{tid}.html"
+
+
+def list_api_url(site_url: str, wemedia_id: str, page: int, size: int = 10) -> str:
+    """The JSON list endpoint for an account's older history (by W-id), on the configured site base."""
+    return f"{site_url.rstrip('/')}/v2/article/list.do?pageNo={page}&wemediaId={wemedia_id}&size={size}"

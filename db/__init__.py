@@ -1,0 +1,1 @@
+"""PostgreSQL access for haowatch: migrations, the embedded server, and every SQL statement."""

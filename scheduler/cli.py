@@ -1,0 +1,355 @@
+"""The ``haowatch`` command line.
+
+Every refusal is one line on stderr and exit code 2; a failure of the machinery (database down,
+server would not start) is one line and exit code 1. No traceback reaches the user.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, NoReturn
+
+import psycopg
+
+from crawler.ids import DOCID_RE, InvalidSourceId, parse_tid
+from db import migrate
+from db import sources as sources_db
+from db.connection import connect, database_url, redact
+from db.embedded import EmbeddedError
+from scheduler.config import ConfigError, Settings, format_duration, load_settings, parse_duration
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, not argparse's usage block
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _database(settings: Settings, *, announce: bool = False) -> Iterator[str]:
+    """A migrated database's URL (the embedded server runs around the block when no DATABASE_URL)."""
+    with database_url(settings.database_url, settings.data_dir, settings.pg_bindir) as url:
+        if announce and not settings.database_url:
+            from loguru import logger
+
+            from db.embedded import default_data_dir
+
+            logger.info("embedded PostgreSQL, data in {}", (settings.data_dir or default_data_dir()).resolve())
+        with connect(url) as conn:
+            migrate.upgrade(conn)
+        yield url
+
+
+@contextlib.contextmanager
+def _db(settings: Settings) -> Iterator[psycopg.Connection]:
+    """A connection to the migrated database."""
+    with _database(settings) as url, connect(url) as conn:
+        yield conn
+
+
+def _tid(text: str) -> str:
+    try:
+        return parse_tid(text)
+    except InvalidSourceId as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _duration(text: str) -> int:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _docid(text: str) -> str:
+    from crawler.ids import docid_from_url
+
+    value = text.strip()
+    docid = value if DOCID_RE.match(value) else docid_from_url(value)
+    if not docid:
+        raise UsageError(f"{text!r} is not an article id (16 characters) or article URL")
+    return docid
+
+
+def _fmt_time(value: datetime | None) -> str:
+    return value.astimezone().strftime("%Y-%m-%d %H:%M") if value else "-"
+
+
+def _print_table(rows: list[list[str]], headers: list[str]) -> None:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(type(value).__name__)
+
+
+# --- commands ----------------------------------------------------------------------------------
+
+
+def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    with database_url(settings.database_url, settings.data_dir, settings.pg_bindir) as url, connect(url) as conn:
+        applied = migrate.upgrade(conn)
+        total = len(migrate.available_migrations())
+    if applied:
+        print(f"applied {len(applied)} migration(s): " + ", ".join(f"{m.version:03d}_{m.name}" for m in applied))
+    else:
+        print(f"schema is up to date ({total} migrations)")
+    return EXIT_OK
+
+
+def cmd_sources_add(args: argparse.Namespace, settings: Settings) -> int:
+    tid = _tid(args.source)
+    interval = _duration(args.interval) if args.interval is not None else settings.default_interval
+    name = args.name.strip() if args.name else None
+    with _db(settings) as conn:
+        added = sources_db.add_source(conn, tid, interval, name)
+    print(f"added {tid} (every {format_duration(interval)})" if added else f"{tid} is already watched")
+    return EXIT_OK
+
+
+def cmd_sources_list(args: argparse.Namespace, settings: Settings) -> int:
+    with _db(settings) as conn:
+        rows = sources_db.list_sources(conn)
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, default=_json_default, indent=2))
+        return EXIT_OK
+    table = [
+        [
+            r["tid"],
+            r["name"] or "-",
+            format_duration(r["interval_seconds"]),
+            "yes" if r["enabled"] else "paused",
+            _fmt_time(r["next_check_at"]) if r["enabled"] else "-",
+            _fmt_time(r["last_checked_at"]),
+            r["last_status"] or "-",
+            str(r["consecutive_failures"]),
+        ]
+        for r in rows
+    ]
+    _print_table(table, ["TID", "NAME", "EVERY", "ENABLED", "NEXT CHECK", "LAST CHECK", "STATUS", "FAILS"])
+    return EXIT_OK
+
+
+def _source_update(action: Callable[[psycopg.Connection, str], bool], verb: str) -> Callable[..., int]:
+    def run(args: argparse.Namespace, settings: Settings) -> int:
+        tid = _tid(args.source)
+        with _db(settings) as conn:
+            if not action(conn, tid):
+                raise UsageError(f"{tid} is not a watched source")
+        print(f"{verb} {tid}")
+        return EXIT_OK
+
+    return run
+
+
+def cmd_sources_set_interval(args: argparse.Namespace, settings: Settings) -> int:
+    tid = _tid(args.source)
+    interval = _duration(args.interval)
+    with _db(settings) as conn:
+        if not sources_db.set_interval(conn, tid, interval):
+            raise UsageError(f"{tid} is not a watched source")
+    print(f"{tid} now checked every {format_duration(interval)}")
+    return EXIT_OK
+
+
+def cmd_parse(args: argparse.Namespace, settings: Settings) -> int:
+    from crawler.extract import parse_page, to_dict
+
+    if args.file == "-":
+        body = sys.stdin.buffer.read()
+    else:
+        path = Path(args.file)
+        if not path.is_file():
+            raise UsageError(f"{args.file}: no such file")
+        body = path.read_bytes()
+    result = parse_page(body, url=args.url, content_type=args.content_type)
+    print(json.dumps(to_dict(result), ensure_ascii=False, indent=2))
+    return EXIT_OK if result.kind in ("article", "account") else 3
+
+
+def cmd_crawl(args: argparse.Namespace, settings: Settings) -> int:
+    from crawler.runner import run_crawl
+
+    tids = [_tid(t) for t in args.sources]
+    with _database(settings) as url:
+        if tids:
+            with connect(url) as conn:
+                missing = [t for t in tids if sources_db.get_source(conn, t) is None]
+            if missing:
+                raise UsageError(f"not a watched source: {', '.join(missing)} (add it with `haowatch sources add`)")
+        summary = run_crawl(settings, url, tids=tids or None)
+    print(summary.line())
+    return EXIT_OK if summary.ran else EXIT_FAILED
+
+
+def cmd_refetch(args: argparse.Namespace, settings: Settings) -> int:
+    from crawler.runner import run_refetch
+
+    docids = [_docid(d) for d in args.docids]
+    with _database(settings) as url:
+        summary = run_refetch(settings, url, docids)
+    print(summary.line())
+    return EXIT_OK if summary.ran else EXIT_FAILED
+
+
+def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
+    from crawler.runner import run_backfill
+
+    tid = _tid(args.source)
+    if args.pages < 1:
+        raise UsageError("--pages must be at least 1")
+    with _database(settings) as url:
+        with connect(url) as conn:
+            source = sources_db.get_source(conn, tid)
+        if source is None:
+            raise UsageError(f"{tid} is not a watched source (add it with `haowatch sources add`)")
+        if not source["wemedia_id"]:
+            raise UsageError(f"{tid} has no W-id yet: run `haowatch crawl {tid}` first, backfill needs it")
+        summary = run_backfill(settings, url, tid, args.pages)
+    print(summary.line())
+    return EXIT_OK if summary.ran else EXIT_FAILED
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from scheduler.service import run_service
+
+    with _database(settings, announce=True) as url:
+        return run_service(settings, url)
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from db.status import overview
+    from scheduler.status import format_overview
+
+    with _db(settings) as conn:
+        data = overview(conn)
+    if args.json:
+        print(json.dumps(data, ensure_ascii=False, default=_json_default, indent=2))
+    else:
+        print(format_overview(data))
+    return EXIT_OK
+
+
+# --- parser ------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full ``haowatch`` argument parser."""
+    parser = _Parser(prog="haowatch", description="Watch NetEase Hao (网易号) accounts into PostgreSQL.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
+
+    p_run = sub.add_parser("run", help="run the service: scheduler, crawls, health endpoint")
+    p_run.set_defaults(func=cmd_run)
+
+    p_db = sub.add_parser("db", help="database schema")
+    db_sub = p_db.add_subparsers(dest="db_command", required=True, parser_class=_Parser, metavar="ACTION")
+    db_sub.add_parser("upgrade", help="apply pending migrations").set_defaults(func=cmd_db_upgrade)
+
+    p_src = sub.add_parser("sources", help="manage watched accounts")
+    s_sub = p_src.add_subparsers(dest="sources_command", required=True, parser_class=_Parser, metavar="ACTION")
+    p_add = s_sub.add_parser("add", help="watch an account (T-id or account URL)")
+    p_add.add_argument("source", metavar="ID_OR_URL")
+    p_add.add_argument("--interval", help="how often to check, e.g. 90s, 15m, 2h (default 30m)")
+    p_add.add_argument("--name", help="a label for the account")
+    p_add.set_defaults(func=cmd_sources_add)
+    p_list = s_sub.add_parser("list", help="list watched accounts")
+    p_list.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p_list.set_defaults(func=cmd_sources_list)
+    for name, func, help_text in (
+        ("remove", _source_update(sources_db.remove_source, "removed"), "stop watching (articles are kept)"),
+        ("pause", _source_update(lambda c, t: sources_db.set_enabled(c, t, False), "paused"), "pause checks"),
+        ("resume", _source_update(lambda c, t: sources_db.set_enabled(c, t, True), "resumed"), "resume checks"),
+    ):
+        p = s_sub.add_parser(name, help=help_text)
+        p.add_argument("source", metavar="ID_OR_URL")
+        p.set_defaults(func=func)
+    p_int = s_sub.add_parser("set-interval", help="change how often an account is checked")
+    p_int.add_argument("source", metavar="ID_OR_URL")
+    p_int.add_argument("interval", metavar="DURATION")
+    p_int.set_defaults(func=cmd_sources_set_interval)
+
+    p_parse = sub.add_parser("parse", help="print what haowatch extracts from a saved page, as JSON")
+    p_parse.add_argument("file", metavar="FILE", help="saved HTML page, or - for standard input")
+    p_parse.add_argument("--url", help="the page's URL (helps classify and canonicalise)")
+    p_parse.add_argument("--content-type", help="the HTTP Content-Type header, for its charset")
+    p_parse.set_defaults(func=cmd_parse)
+
+    p_crawl = sub.add_parser("crawl", help="crawl the given sources (default: all enabled) once")
+    p_crawl.add_argument("sources", nargs="*", metavar="TID")
+    p_crawl.set_defaults(func=cmd_crawl)
+
+    p_refetch = sub.add_parser("refetch", help="download given articles again (revisions, deletions)")
+    p_refetch.add_argument("docids", nargs="+", metavar="DOCID")
+    p_refetch.set_defaults(func=cmd_refetch)
+
+    p_back = sub.add_parser("backfill", help="walk an account's older history through the list API")
+    p_back.add_argument("source", metavar="TID")
+    p_back.add_argument("--pages", type=int, default=5, help="how many pages of 10 items (default 5)")
+    p_back.set_defaults(func=cmd_backfill)
+
+    p_status = sub.add_parser("status", help="sources due, failing and paused; last crawl; articles today")
+    p_status.add_argument("--json", action="store_true")
+    p_status.set_defaults(func=cmd_status)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``haowatch`` console script."""
+    try:
+        args = build_parser().parse_args(argv)
+        settings = load_settings()
+        from scheduler.logs import setup_logging
+
+        setup_logging(settings.log_level, settings.log_json)
+        return args.func(args, settings)
+    except UsageError as exc:
+        print(f"haowatch: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ConfigError as exc:
+        print(f"haowatch: configuration: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except EmbeddedError as exc:
+        print(f"haowatch: embedded database: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except psycopg.OperationalError as exc:
+        first = (str(exc).strip().splitlines() or ["connection failed"])[0]
+        print(f"haowatch: database unavailable: {redact(first)}", file=sys.stderr)
+        return EXIT_FAILED
+    except psycopg.Error as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        print(f"haowatch: database error: {redact(first)}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("haowatch: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as exc:  # the last line of defence: users get one line, never a traceback
+        from loguru import logger
+
+        logger.opt(exception=exc).debug("unexpected error")
+        print(f"haowatch: internal error: {type(exc).__name__}: {redact(str(exc))[:300]}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,209 @@
+"""All configuration, read from the environment (and an optional ``.env`` file) in this one place.
+
+Defaults are safe and polite: one request at a time per host, seconds between requests, a desktop
+browser identity, health endpoint bound to loopback only.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from urllib.parse import urlsplit
+
+DEFAULT_USER_AGENT = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36"
+)
+
+
+class ConfigError(ValueError):
+    """A setting has a value haowatch cannot use; the message names the variable."""
+
+
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)?\s*$", re.IGNORECASE)
+_UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> int:
+    """Parse ``90s``, ``15m``, ``2h``, ``1d`` or plain seconds into whole seconds (> 0)."""
+    match = _DURATION_RE.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a duration (examples: 90s, 15m, 2h)")
+    seconds = float(match.group(1)) * _UNIT_SECONDS[(match.group(2) or "s").lower()]
+    if seconds < 1:
+        raise ValueError(f"{text!r} is shorter than one second")
+    return int(seconds)
+
+
+def format_duration(seconds: int) -> str:
+    """Render seconds the way users type them: ``30m``, ``2h``, ``90s``."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every setting haowatch reads. Field ``x`` comes from ``HAOWATCH_X`` unless noted."""
+
+    database_url: str | None = None  # DATABASE_URL; None means the embedded server
+    site_url: str = "https://www.163.com"
+    list_api_url: str = "https://dy.163.com"
+    data_dir: Path | None = None
+    pg_bindir: Path | None = None
+    log_level: str = "INFO"
+    log_json: bool = False
+    user_agent: str = DEFAULT_USER_AGENT
+    concurrency: int = 2
+    download_delay: float = 2.0
+    request_timeout: int = 30
+    retry_times: int = 4
+    tick_seconds: int = 60
+    default_interval: int = 1800
+    max_backoff: int = 6 * 3600
+    crawl_timeout: int = 1800
+    lease_seconds: int = 3600
+    revisit_ages: tuple[int, ...] = (3600, 6 * 3600, 24 * 3600)
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    sources_per_crawl: int = 50
+
+
+_DEFAULTS = Settings()
+
+
+def _read_dotenv(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.removeprefix("export ").partition("=")
+        values[key.strip()] = value.strip().strip("'\"")
+    return values
+
+
+def _env(environ: Mapping[str, str]) -> dict[str, str]:
+    merged: dict[str, str] = {}
+    dotenv = Path(environ.get("HAOWATCH_ENV_FILE", ".env"))
+    if dotenv.is_file():
+        merged.update(_read_dotenv(dotenv))
+    merged.update(environ)  # the real environment wins over .env
+    return merged
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0, maximum: int = 2**31) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+    if not minimum <= value <= maximum:
+        raise ConfigError(f"{name}={raw!r} must be between {minimum} and {maximum}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if value < minimum:
+        raise ConfigError(f"{name}={raw!r} must be at least {minimum}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}={raw!r} is not a boolean (use 1 or 0)")
+
+
+def _duration(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return parse_duration(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
+
+
+def _http_url(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = (env.get(name) or default).strip()
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{name}={raw!r} is not an http(s) URL")
+    return raw.rstrip("/")
+
+
+def _database_url(env: Mapping[str, str]) -> str | None:
+    raw = env.get("DATABASE_URL", "").strip()
+    if not raw:
+        return None
+    if not raw.startswith(("postgresql://", "postgres://")) and "=" not in raw:
+        raise ConfigError("DATABASE_URL must be a postgresql:// URL or a libpq key=value string")
+    return raw
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read every setting from ``environ`` (default: the process environment plus ``.env``).
+
+    Raises :class:`ConfigError` naming the variable when a value is unusable.
+    """
+    env = _env(os.environ if environ is None else environ)
+    level = env.get("HAOWATCH_LOG_LEVEL", "INFO").strip().upper() or "INFO"
+    if level not in ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"):
+        raise ConfigError(f"HAOWATCH_LOG_LEVEL={level!r} is not a log level")
+    revisit_raw = env.get("HAOWATCH_REVISIT_AGES", "").strip()
+    revisit = _DEFAULTS.revisit_ages
+    if revisit_raw:
+        try:
+            revisit = tuple(sorted(parse_duration(part) for part in revisit_raw.split(",") if part.strip()))
+        except ValueError as exc:
+            raise ConfigError(f"HAOWATCH_REVISIT_AGES: {exc}") from None
+    data_dir = env.get("HAOWATCH_DATA_DIR", "").strip()
+    pg_bindir = env.get("HAOWATCH_PG_BINDIR", "").strip()
+    return Settings(
+        database_url=_database_url(env),
+        site_url=_http_url(env, "HAOWATCH_SITE_URL", _DEFAULTS.site_url),
+        list_api_url=_http_url(env, "HAOWATCH_LIST_API_URL", _DEFAULTS.list_api_url),
+        data_dir=Path(data_dir).expanduser() if data_dir else None,
+        pg_bindir=Path(pg_bindir).expanduser() if pg_bindir else None,
+        log_level=level,
+        log_json=_bool(env, "HAOWATCH_LOG_JSON", False),
+        user_agent=env.get("HAOWATCH_USER_AGENT", "").strip() or DEFAULT_USER_AGENT,
+        concurrency=_int(env, "HAOWATCH_CONCURRENCY", _DEFAULTS.concurrency, 1, 16),
+        download_delay=_float(env, "HAOWATCH_DOWNLOAD_DELAY", _DEFAULTS.download_delay),
+        request_timeout=_int(env, "HAOWATCH_REQUEST_TIMEOUT", _DEFAULTS.request_timeout, 1, 600),
+        retry_times=_int(env, "HAOWATCH_RETRY_TIMES", _DEFAULTS.retry_times, 0, 20),
+        tick_seconds=_int(env, "HAOWATCH_TICK_SECONDS", _DEFAULTS.tick_seconds, 1, 86400),
+        default_interval=_duration(env, "HAOWATCH_DEFAULT_INTERVAL", _DEFAULTS.default_interval),
+        max_backoff=_duration(env, "HAOWATCH_MAX_BACKOFF", _DEFAULTS.max_backoff),
+        crawl_timeout=_duration(env, "HAOWATCH_CRAWL_TIMEOUT", _DEFAULTS.crawl_timeout),
+        lease_seconds=_duration(env, "HAOWATCH_LEASE", _DEFAULTS.lease_seconds),
+        revisit_ages=revisit,
+        http_host=env.get("HAOWATCH_HTTP_HOST", "").strip() or _DEFAULTS.http_host,
+        http_port=_int(env, "HAOWATCH_HTTP_PORT", _DEFAULTS.http_port, 0, 65535),
+        sources_per_crawl=_int(env, "HAOWATCH_SOURCES_PER_CRAWL", _DEFAULTS.sources_per_crawl, 1, 100000),
+    )
+
+
+def setting_names() -> list[str]:
+    """Names of the Settings fields (for docs and tests)."""
+    return [f.name for f in fields(Settings)]

@@ -1,0 +1,61 @@
+"""Logging: loguru for haowatch, with the standard ``logging`` of Scrapy, Twisted and APScheduler routed into it."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from loguru import logger
+
+from db.connection import redact
+
+_QUIET = {
+    "scrapy.core.engine": logging.INFO,
+    "scrapy.middleware": logging.WARNING,
+    "scrapy.extensions": logging.WARNING,
+    "scrapy.addons": logging.WARNING,
+    "scrapy.utils.log": logging.WARNING,
+    "scrapy.crawler": logging.WARNING,
+    "scrapy.statscollectors": logging.WARNING,
+    "scrapy.extensions.throttle": logging.WARNING,
+    "apscheduler.executors.default": logging.WARNING,
+    "apscheduler.scheduler": logging.WARNING,
+    "asyncio": logging.WARNING,
+    "hpack": logging.WARNING,
+}
+
+
+class _InterceptHandler(logging.Handler):
+    """Hands every standard-library log record to loguru, keeping the original logger name and level."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            level: str | int = logger.level(record.levelname).name
+        except ValueError:
+            level = record.levelno
+        logger.opt(exception=record.exc_info).bind(logger_name=record.name).log(level, record.getMessage())
+
+
+def _redact_record(record: dict) -> None:
+    record["message"] = redact(record["message"])
+
+
+def setup_logging(level: str = "INFO", json_lines: bool = False) -> None:
+    """Configure loguru once per process: human-readable lines, or JSON lines for log collectors."""
+    logger.remove()
+    if json_lines:
+        logger.add(sys.stderr, level=level, serialize=True, backtrace=False, diagnose=False)
+    else:
+        logger.add(
+            sys.stderr,
+            level=level,
+            backtrace=False,
+            diagnose=False,
+            format="<green>{time:YYYY-MM-DD HH:mm:ss}</green> <level>{level: <7}</level> {message}",
+        )
+    logger.configure(patcher=_redact_record)  # type: ignore[arg-type]
+    root = logging.getLogger()
+    root.handlers = [_InterceptHandler()]
+    root.setLevel(logging.DEBUG if level in ("TRACE", "DEBUG") else logging.INFO)
+    for name, lvl in _QUIET.items():
+        logging.getLogger(name).setLevel(lvl)

@@ -1,0 +1,24 @@
+"""Small helpers shared by tests: run the real ``haowatch`` console script."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+HAOWATCH = str(Path(sys.executable).with_name("haowatch"))
+
+
+def run_cli(*args: str, db_url: str | None = None, env: dict[str, str] | None = None,
+            stdin: bytes | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run ``haowatch ARGS`` as a user would, with a clean environment pointing at ``db_url``."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("HAOWATCH_", "DATABASE_URL"))}
+    full_env["HAOWATCH_ENV_FILE"] = "/nonexistent"
+    if db_url:
+        full_env["DATABASE_URL"] = db_url
+    full_env.update(env or {})
+    return subprocess.run(
+        [HAOWATCH, *args], capture_output=True, env=full_env, timeout=timeout,
+        input=stdin.decode() if stdin is not None else None, text=True, check=False,
+    )

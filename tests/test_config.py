@@ -1,0 +1,57 @@
+"""Settings from the environment: defaults, parsing, and errors that name the variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from scheduler.config import ConfigError, format_duration, load_settings, parse_duration
+
+
+def test_defaults_are_polite() -> None:
+    s = load_settings({"HAOWATCH_ENV_FILE": "/nonexistent"})
+    assert s.database_url is None
+    assert s.site_url == "https://www.163.com"
+    assert s.concurrency <= 2 and s.download_delay >= 1
+    assert "Mozilla/5.0" in s.user_agent and "Scrapy" not in s.user_agent
+    assert s.http_host == "127.0.0.1"
+
+
+def test_values_are_read(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("HAOWATCH_TICK_SECONDS=5\nHAOWATCH_SITE_URL=http://127.0.0.1:9/\n")
+    s = load_settings({"HAOWATCH_ENV_FILE": str(env_file), "HAOWATCH_TICK_SECONDS": "7",
+                       "DATABASE_URL": "postgresql://u@h/db", "HAOWATCH_REVISIT_AGES": "6h,1h"})
+    assert s.tick_seconds == 7  # the environment wins over .env
+    assert s.site_url == "http://127.0.0.1:9"
+    assert s.database_url == "postgresql://u@h/db"
+    assert s.revisit_ages == (3600, 21600)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("HAOWATCH_SITE_URL", "www.163.com"),
+        ("HAOWATCH_TICK_SECONDS", "0"),
+        ("HAOWATCH_HTTP_PORT", "70000"),
+        ("HAOWATCH_LOG_JSON", "maybe"),
+        ("HAOWATCH_DOWNLOAD_DELAY", "fast"),
+        ("HAOWATCH_DEFAULT_INTERVAL", "sometimes"),
+        ("HAOWATCH_LOG_LEVEL", "LOUD"),
+        ("DATABASE_URL", "mysql://x"),
+    ],
+)
+def test_bad_values_name_the_variable(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        load_settings({"HAOWATCH_ENV_FILE": "/nonexistent", name: value})
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("90s", 90), ("15m", 900), ("2h", 7200), ("1d", 86400), ("45", 45)])
+def test_durations(text: str, seconds: int) -> None:
+    assert parse_duration(text) == seconds
+
+
+def test_format_duration_round_trips() -> None:
+    for seconds in (90, 900, 1800, 7200, 86400, 61):
+        assert parse_duration(format_duration(seconds)) == seconds
