@@ -3,14 +3,20 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# Optional dependency groups installed into .venv; `make install EXTRAS=` installs the runtime only.
+EXTRAS ?= embedded,test,bench
+# pip rejects an empty extras list ('.[]'), so no extras means a plain '.'.
+PIP_TARGET = $(if $(strip $(EXTRAS)),'.[$(strip $(EXTRAS))]',.)
 
-.PHONY: run test lint bench clean-venv
+.PHONY: run test lint bench clean-venv install
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[embedded,test,bench]'
+	$(BIN)/python -m pip install --quiet -e $(PIP_TARGET)
 	touch $@
+
+install: $(BIN)/.installed
 
 run: $(BIN)/.installed
 	$(BIN)/haowatch run

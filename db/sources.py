@@ -68,3 +68,67 @@ def set_account_facts(conn: psycopg.Connection, tid: str, name: str | None, weme
         "UPDATE sources SET name = coalesce(name, %s), wemedia_id = coalesce(%s, wemedia_id) WHERE tid = %s",
         (name, wemedia_id, tid),
     )
+
+
+def due_sources(conn: psycopg.Connection, tids: list[str] | None = None) -> list[dict[str, Any]]:
+    """The given sources, or every enabled one, with what a crawl needs to know about them."""
+    if tids:
+        return conn.execute(
+            "SELECT tid, name, wemedia_id FROM sources WHERE tid = ANY(%s) ORDER BY tid", (tids,)
+        ).fetchall()
+    return conn.execute("SELECT tid, name, wemedia_id FROM sources WHERE enabled ORDER BY tid").fetchall()
+
+
+def record_check(conn: psycopg.Connection, tid: str, *, ok: bool, status: str, error: str | None,
+                 item_count: int | None, max_backoff_seconds: int) -> None:
+    """Record the outcome of checking a source and schedule its next check.
+
+    Success: next check after one interval (plus up to 5 % jitter, so sources added together drift
+    apart). Failure: the delay doubles with each consecutive failure, capped at ``max_backoff_seconds``.
+    """
+    conn.execute(
+        "UPDATE sources SET last_checked_at = now(), last_status = %(status)s, last_error = %(error)s,"
+        " last_item_count = coalesce(%(items)s, last_item_count),"
+        " last_success_at = CASE WHEN %(ok)s THEN now() ELSE last_success_at END,"
+        " consecutive_failures = CASE WHEN %(ok)s THEN 0 ELSE consecutive_failures + 1 END,"
+        " next_check_at = now() + CASE WHEN %(ok)s THEN interval * (1 + random() * 0.05)"
+        "   ELSE least(interval * power(2, least(consecutive_failures, 20)),"
+        "              make_interval(secs => %(cap)s)) * (1 + random() * 0.05) END"
+        " WHERE tid = %(tid)s",
+        {"status": status, "error": (error or None) and error[:1000], "items": item_count, "ok": ok,
+         "cap": max_backoff_seconds, "tid": tid},
+    )
+
+
+def claim_due(conn: psycopg.Connection, owner: str, limit: int, lease_seconds: int) -> list[str]:
+    """Claim up to ``limit`` due sources for ``owner`` with a lease; other replicas skip them.
+
+    ``FOR UPDATE SKIP LOCKED`` makes two replicas claiming at once take disjoint sets; a claim whose
+    lease expired (its replica died) can be taken again.
+    """
+    rows = conn.execute(
+        "UPDATE sources SET claimed_by = %s, claimed_until = now() + make_interval(secs => %s)"
+        " WHERE tid IN (SELECT tid FROM sources WHERE enabled AND next_check_at <= now()"
+        "   AND (claimed_until IS NULL OR claimed_until < now())"
+        "   ORDER BY next_check_at LIMIT %s FOR UPDATE SKIP LOCKED)"
+        " RETURNING tid",
+        (owner, lease_seconds, limit),
+    ).fetchall()
+    return sorted(r["tid"] for r in rows)
+
+
+def release(conn: psycopg.Connection, owner: str, tids: list[str], *, failed_error: str | None = None,
+            retry_seconds: int = 300) -> None:
+    """Release claims. A claimed source that the crawl never checked (it crashed or was aborted) is
+    marked failed and retried after ``retry_seconds``, so one bad crawl cannot hot-loop."""
+    conn.execute(
+        "UPDATE sources SET claimed_by = NULL, claimed_until = NULL,"
+        " next_check_at = CASE WHEN next_check_at <= now() THEN now() + make_interval(secs => %s)"
+        "   ELSE next_check_at END,"
+        " consecutive_failures = CASE WHEN next_check_at <= now() AND %s::text IS NOT NULL"
+        "   THEN consecutive_failures + 1 ELSE consecutive_failures END,"
+        " last_status = CASE WHEN next_check_at <= now() AND %s::text IS NOT NULL THEN 'error' ELSE last_status END,"
+        " last_error = CASE WHEN next_check_at <= now() AND %s::text IS NOT NULL THEN %s ELSE last_error END"
+        " WHERE tid = ANY(%s) AND claimed_by = %s",
+        (retry_seconds, failed_error, failed_error, failed_error, failed_error, tids, owner),
+    )

@@ -23,6 +23,7 @@ from db import sources as sources_db
 from db.connection import connect, database_url, redact
 from db.embedded import EmbeddedError
 from scheduler.config import ConfigError, Settings, format_duration, load_settings, parse_duration
+from scheduler.health import StartupError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -327,6 +328,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"haowatch: configuration: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except StartupError as exc:
+        print(f"haowatch: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except EmbeddedError as exc:
         print(f"haowatch: embedded database: {exc}", file=sys.stderr)
         return EXIT_FAILED

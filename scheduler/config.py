@@ -62,6 +62,7 @@ class Settings:
     download_delay: float = 2.0
     request_timeout: int = 30
     retry_times: int = 4
+    retry_backoff: float = 2.0
     tick_seconds: int = 60
     default_interval: int = 1800
     max_backoff: int = 6 * 3600
@@ -192,6 +193,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         download_delay=_float(env, "HAOWATCH_DOWNLOAD_DELAY", _DEFAULTS.download_delay),
         request_timeout=_int(env, "HAOWATCH_REQUEST_TIMEOUT", _DEFAULTS.request_timeout, 1, 600),
         retry_times=_int(env, "HAOWATCH_RETRY_TIMES", _DEFAULTS.retry_times, 0, 20),
+        retry_backoff=_float(env, "HAOWATCH_RETRY_BACKOFF", _DEFAULTS.retry_backoff),
         tick_seconds=_int(env, "HAOWATCH_TICK_SECONDS", _DEFAULTS.tick_seconds, 1, 86400),
         default_interval=_duration(env, "HAOWATCH_DEFAULT_INTERVAL", _DEFAULTS.default_interval),
         max_backoff=_duration(env, "HAOWATCH_MAX_BACKOFF", _DEFAULTS.max_backoff),

@@ -104,7 +104,7 @@ CREATE TABLE listed_items (
     thumbnail        text,
     first_listed_at  timestamptz NOT NULL DEFAULT now(),
     last_listed_at   timestamptz NOT NULL DEFAULT now(),
-    fetch_attempts   integer NOT NULL DEFAULT 0,
+    fetch_failures   integer NOT NULL DEFAULT 0,
     last_fetch_error text
 );
 COMMENT ON TABLE listed_items IS 'every item an account page (or list API) showed, articles and videos';

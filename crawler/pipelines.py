@@ -1,0 +1,172 @@
+"""Item pipelines: validate → deduplicate → store. Storage runs in worker threads with a pool."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import psycopg
+from loguru import logger
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+from scrapy.crawler import Crawler
+from scrapy.exceptions import DropItem
+
+from crawler.extract import content_hash
+from crawler.ids import DOCID_RE, TID_RE
+from crawler.items import ArticleItem, FetchFailedItem, GoneItem, ListingItem, SourceCheckItem
+from db import articles as articles_db
+from db import sources as sources_db
+
+
+class _StatsMixin:
+    crawler: Crawler
+
+    def _stat(self, key: str, count: int = 1) -> None:
+        assert self.crawler.stats is not None
+        self.crawler.stats.inc_value(f"haowatch/{key}", count)
+
+
+class ValidatePipeline(_StatsMixin):
+    """Drops items that break the contract (never stores a half-filled article)."""
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> ValidatePipeline:
+        return cls(crawler)
+
+    def process_item(self, item: Any) -> Any:
+        problem = None
+        if isinstance(item, ArticleItem):
+            page = item.page
+            if not DOCID_RE.match(page.docid):
+                problem = f"bad docid {page.docid!r}"
+            elif not page.title:
+                problem = "article without a title"
+            elif not page.body_paragraphs and not page.images:
+                problem = "article without a body"
+        elif isinstance(item, GoneItem | FetchFailedItem) and not DOCID_RE.match(item.docid):
+            problem = f"bad docid {item.docid!r}"
+        elif isinstance(item, ListingItem | SourceCheckItem):
+            tid = item.source_tid if isinstance(item, ListingItem) else item.tid
+            if not TID_RE.match(tid):
+                problem = f"bad tid {tid!r}"
+        if problem:
+            self._stat("errors")
+            self._stat("invalid_items")
+            raise DropItem(problem)
+        return item
+
+
+class DedupPipeline(_StatsMixin):
+    """Within one crawl, each article is stored once however many URL forms or lists led to it.
+
+    Across crawls the database decides (the docid is the primary key; re-fetched articles become
+    revisions or nothing).
+    """
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+        self.seen: set[str] = set()
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> DedupPipeline:
+        return cls(crawler)
+
+    def process_item(self, item: Any) -> Any:
+        if isinstance(item, ArticleItem | GoneItem):
+            docid = item.page.docid if isinstance(item, ArticleItem) else item.docid
+            if docid in self.seen:
+                self._stat("duplicates_in_crawl")
+                raise DropItem(f"article {docid} already stored in this crawl")
+            self.seen.add(docid)
+        return item
+
+
+class StorePipeline(_StatsMixin):
+    """Writes each item in its own transaction, in worker threads, with bounded retries on a lost connection."""
+
+    ATTEMPTS = 4
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+        settings = crawler.settings
+        self.database_url: str = settings.get("HAOWATCH_DATABASE_URL")
+        self.revisit_ages: list[int] = [int(x) for x in settings.getlist("HAOWATCH_REVISIT_AGES")]
+        self.max_backoff: int = settings.getint("HAOWATCH_MAX_BACKOFF", 6 * 3600)
+        self.pool: ConnectionPool | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> StorePipeline:
+        return cls(crawler)
+
+    def open_spider(self) -> None:
+        self.pool = ConnectionPool(
+            self.database_url, min_size=1, max_size=4, open=True, timeout=60,
+            kwargs={"autocommit": True, "row_factory": dict_row, "application_name": "haowatch-crawl"},
+            check=ConnectionPool.check_connection,
+        )
+
+    def close_spider(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+
+    async def process_item(self, item: Any) -> Any:
+        await asyncio.to_thread(self._store_with_retries, item)
+        return item
+
+    def _store_with_retries(self, item: Any) -> None:
+        assert self.pool is not None
+        for attempt in range(1, self.ATTEMPTS + 1):
+            try:
+                with self.pool.connection() as conn:
+                    self._store(conn, item)
+                return
+            except psycopg.OperationalError as exc:
+                # The transaction rolled back: nothing of this item was written. Try again.
+                if attempt == self.ATTEMPTS:
+                    self._stat("errors")
+                    self._stat("store_failures")
+                    logger.error("could not store {}: {}", type(item).__name__, str(exc).splitlines()[0])
+                    raise DropItem(f"database unavailable: {exc}") from exc
+                time.sleep(min(10.0, 0.5 * 2**attempt))
+            except psycopg.Error as exc:
+                # Rejected by the database (a constraint, a bug): rolled back, counted, never half-written.
+                self._stat("errors")
+                self._stat("store_failures")
+                logger.error("database refused {}: {}", type(item).__name__, str(exc).splitlines()[0])
+                raise DropItem(f"database refused the item: {exc}") from exc
+
+    def _store(self, conn: psycopg.Connection, item: Any) -> None:
+        if isinstance(item, ArticleItem):
+            result = articles_db.store_article(
+                conn, item.page, source_tid=item.source_tid, content_hash=content_hash(item.page.body_paragraphs),
+                fetched_at=item.fetched_at, revisit_ages=self.revisit_ages,
+            )
+            key = {"new": "new_articles", "duplicate": "duplicate_articles", "updated": "updated_articles",
+                   "unchanged": "unchanged_articles", "restored": "restored_articles"}[result.outcome]
+            self._stat(key)
+            account = item.page.account
+            if item.source_tid and account.tid == item.source_tid and account.wemedia_id:
+                sources_db.set_account_facts(conn, item.source_tid, account.name, account.wemedia_id)
+            if result.outcome == "updated":
+                logger.info("article {} changed (revision {})", item.page.docid, result.revision)
+        elif isinstance(item, GoneItem):
+            if articles_db.mark_gone(conn, item.docid, source_tid=item.source_tid, url=item.url, title=item.title,
+                                     seen_at=item.fetched_at):
+                self._stat("deleted_articles")
+                logger.info("article {} is gone: marked deleted", item.docid)
+        elif isinstance(item, ListingItem):
+            self._stat("listed_new_items", articles_db.record_listing(conn, item.source_tid, item.page,
+                                                                      item.fetched_at))
+        elif isinstance(item, FetchFailedItem):
+            articles_db.record_fetch_failure(conn, item.docid, item.error)
+        elif isinstance(item, SourceCheckItem):
+            with conn.transaction():
+                sources_db.record_check(conn, item.tid, ok=item.ok, status=item.status, error=item.error,
+                                        item_count=item.item_count, max_backoff_seconds=self.max_backoff)
+                if item.name or item.wemedia_id:
+                    sources_db.set_account_facts(conn, item.tid, item.name, item.wemedia_id)

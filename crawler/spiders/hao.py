@@ -1,0 +1,223 @@
+"""The NetEase Hao spider: routes account pages, article pages and list-API pages.
+
+Policy lives here (what to fetch, when to stop); selectors live in ``crawler/extract``; storage in
+the pipelines. Every request URL is rebuilt from an id and the configured site base.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import scrapy
+from loguru import logger
+from scrapy.downloadermiddlewares.retry import get_retry_request
+from scrapy.http import Response
+from twisted.python.failure import Failure
+
+from crawler.catalog import Catalog
+from crawler.extract import parse_page
+from crawler.extract.listapi import parse_list_api
+from crawler.extract.types import AccountPage, ArticlePage, NotFoundPage
+from crawler.ids import account_url, article_url, canonical_article_url, list_api_url
+from crawler.items import ArticleItem, FetchFailedItem, GoneItem, ListingItem, SourceCheckItem
+
+# An article page that parses as truncated or unexpected is tried this many more times at once;
+# after that it stays pending and the next check of its account tries again.
+PAGE_RETRIES = 2
+LIST_PAGE_SIZE = 10
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _content_type(response: Response) -> str | None:
+    value = response.headers.get(b"Content-Type")
+    return value.decode("latin-1") if value else None
+
+
+class HaoSpider(scrapy.Spider):
+    """One spider, three routes: ``watch`` (account pages, then new articles), ``refetch`` (given
+    articles) and ``backfill`` (an account's history through the list API)."""
+
+    name = "hao"
+
+    def __init__(
+        self,
+        *,
+        mode: str = "watch",
+        sources: Sequence[dict[str, Any]] = (),
+        docids: Sequence[str] = (),
+        backfill_pages: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.mode = mode
+        self.sources = list(sources)
+        self.docids = list(docids)
+        self.backfill_pages = backfill_pages
+        self.catalog: Catalog | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler: scrapy.crawler.Crawler, *args: Any, **kwargs: Any) -> HaoSpider:
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        settings = crawler.settings
+        spider.site_url = settings.get("HAOWATCH_SITE_URL")
+        spider.list_api_base = settings.get("HAOWATCH_LIST_API_URL")
+        spider.catalog = Catalog(settings.get("HAOWATCH_DATABASE_URL"),
+                                 settings.getint("HAOWATCH_MAX_FETCH_FAILURES", 8))
+        crawler.signals.connect(spider._closed, signal=scrapy.signals.spider_closed)
+        return spider
+
+    def _closed(self) -> None:
+        if self.catalog:
+            self.catalog.close()
+
+    def _stat(self, key: str, count: int = 1) -> None:
+        assert self.crawler.stats is not None
+        self.crawler.stats.inc_value(f"haowatch/{key}", count)
+
+    # --- start ---------------------------------------------------------------------------------
+
+    async def start(self) -> AsyncIterator[scrapy.Request]:
+        if self.mode == "watch":
+            for source in self.sources:
+                yield self._account_request(source["tid"])
+        elif self.mode == "refetch":
+            assert self.catalog is not None
+            for docid in self.docids:
+                tid, title = self.catalog.source_of(docid)
+                yield self._article_request(docid, tid, title, refetch=True)
+        elif self.mode == "backfill":
+            for source in self.sources:
+                yield self._list_request(source["tid"], source["wemedia_id"], 1)
+        else:
+            raise ValueError(f"unknown mode {self.mode!r}")
+
+    def _account_request(self, tid: str) -> scrapy.Request:
+        return scrapy.Request(
+            account_url(self.site_url, tid), callback=self.parse_account, errback=self.account_failed,
+            meta={"tid": tid}, priority=10, dont_filter=True,
+        )
+
+    def _article_request(self, docid: str, tid: str | None, title: str | None,
+                         refetch: bool = False) -> scrapy.Request:
+        return scrapy.Request(
+            article_url(self.site_url, docid), callback=self.parse_article, errback=self.article_failed,
+            meta={"docid": docid, "tid": tid, "listed_title": title, "refetch": refetch}, dont_filter=refetch,
+        )
+
+    def _list_request(self, tid: str, wemedia_id: str, page: int) -> scrapy.Request:
+        return scrapy.Request(
+            list_api_url(self.list_api_base, wemedia_id, page), callback=self.parse_list,
+            errback=self.list_failed, meta={"tid": tid, "wemedia_id": wemedia_id, "page": page},
+        )
+
+    # --- account pages -------------------------------------------------------------------------
+
+    def parse_account(self, response: Response) -> Iterator[Any]:
+        tid = response.meta["tid"]
+        if response.status == 404:
+            yield self._source_failed(tid, "not_found", "account page answered 404")
+            return
+        result = parse_page(response.body, url=response.url, content_type=_content_type(response))
+        if isinstance(result, NotFoundPage):
+            yield self._source_failed(tid, "not_found", result.reason)
+            return
+        if not isinstance(result, AccountPage):
+            self._stat("unexpected_pages")
+            yield self._source_failed(tid, "parse_failed", f"account page not understood: {result.reason}")
+            return
+        yield ListingItem(source_tid=tid, page=result, fetched_at=_now())
+        articles = [item for item in result.items if item.item_type == "article"]
+        if not result.items:
+            # The failure users of feed monitors report most: a feed silently going empty.
+            logger.warning("source {} account page lists NOTHING: markup changed or account emptied?", tid)
+            yield SourceCheckItem(tid, "empty", "account page listed no items", 0, result.name)
+        else:
+            yield SourceCheckItem(tid, "ok", None, len(result.items), result.name)
+        yield from self._fetch_missing(tid, articles)
+
+    def _fetch_missing(self, tid: str, articles: Sequence[Any]) -> Iterator[scrapy.Request]:
+        assert self.catalog is not None
+        titles = {item.id: item.title for item in articles}
+        missing = self.catalog.unfetched(tid, [item.id for item in articles])
+        self._stat("articles_to_fetch", len(missing))
+        for docid in missing:
+            yield self._article_request(docid, tid, titles.get(docid))
+
+    def account_failed(self, failure: Failure) -> Iterator[Any]:
+        request = failure.request  # type: ignore[attr-defined]
+        yield self._source_failed(request.meta["tid"], "http_error", _failure_text(failure))
+
+    def _source_failed(self, tid: str, status: str, error: str) -> SourceCheckItem:
+        self._stat("source_errors")
+        logger.warning("source {}: {} ({})", tid, status, error)
+        return SourceCheckItem(tid, status, error)
+
+    # --- list API ------------------------------------------------------------------------------
+
+    def parse_list(self, response: Response) -> Iterator[Any]:
+        tid, page = response.meta["tid"], response.meta["page"]
+        result = parse_list_api(response.body, tid)
+        if not isinstance(result, AccountPage):
+            self._stat("errors")
+            logger.warning("list API page {} for {}: {}", page, tid, result.reason)
+            return
+        if not result.items:
+            return  # past the last page
+        yield ListingItem(source_tid=tid, page=result, fetched_at=_now())
+        yield from self._fetch_missing(tid, result.items)
+        if page < self.backfill_pages and len(result.items) >= LIST_PAGE_SIZE:
+            yield self._list_request(tid, response.meta["wemedia_id"], page + 1)
+
+    def list_failed(self, failure: Failure) -> None:
+        self._stat("errors")
+        logger.warning("list API request failed: {}", _failure_text(failure))
+
+    # --- article pages -------------------------------------------------------------------------
+
+    def parse_article(self, response: Response) -> Iterator[Any]:
+        meta = response.meta
+        docid, tid = meta["docid"], meta["tid"]
+        if response.status == 404:
+            yield self._gone(docid, tid, meta)
+            return
+        result = parse_page(response.body, url=response.url, content_type=_content_type(response))
+        if isinstance(result, ArticlePage) and result.docid == docid:
+            yield ArticleItem(page=result, source_tid=tid, fetched_at=_now())
+        elif isinstance(result, NotFoundPage):
+            yield self._gone(docid, tid, meta)
+        else:
+            reason = result.reason if not isinstance(result, ArticlePage) else f"page is article {result.docid}"
+            self._stat("unexpected_pages")
+            retry = get_retry_request(response.request, spider=self, reason=f"unexpected page: {reason}",
+                                      max_retry_times=PAGE_RETRIES)
+            if retry is not None:
+                retry.dont_filter = True
+                yield retry
+            else:
+                self._stat("errors")
+                logger.warning("article {}: giving up for now ({}); retried on a later check", docid, reason)
+                yield FetchFailedItem(docid, f"unexpected page: {reason}")
+
+    def _gone(self, docid: str, tid: str | None, meta: dict[str, Any]) -> GoneItem:
+        return GoneItem(docid=docid, url=canonical_article_url(docid), source_tid=tid,
+                        title=meta.get("listed_title"), fetched_at=_now())
+
+    def article_failed(self, failure: Failure) -> Iterator[Any]:
+        request = failure.request  # type: ignore[attr-defined]
+        self._stat("errors")
+        error = _failure_text(failure)
+        logger.warning("article {} not fetched: {}; retried on a later check", request.meta["docid"], error)
+        yield FetchFailedItem(request.meta["docid"], error)
+
+
+def _failure_text(failure: Failure) -> str:
+    value = failure.value
+    response = getattr(value, "response", None)
+    if response is not None:
+        return f"HTTP {response.status}"
+    return f"{type(value).__name__}: {value}"[:300]

@@ -1,0 +1,292 @@
+"""SQL for articles, their revisions and links, listed items and account snapshots.
+
+Each public function that writes is one unit of work in one transaction: an article is stored with
+its links and account snapshot, or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from crawler.extract.types import AccountPage, ArticlePage, Link
+
+StoreOutcome = Literal["new", "duplicate", "updated", "unchanged", "restored"]
+
+
+@dataclass(frozen=True, slots=True)
+class StoreResult:
+    """What storing one fetched article did."""
+
+    outcome: StoreOutcome
+    revision: int
+    duplicate_of: str | None = None
+
+
+_ARTICLE_FIELDS = (
+    "source_tid, url, title, published_at, account_name, body_text, body_html, body_paragraphs, images,"
+    " ip_location, author_statement, content_hash"
+)
+
+
+def _article_values(page: ArticlePage, source_tid: str | None, content_hash: str) -> tuple[Any, ...]:
+    return (
+        source_tid or page.account.tid,
+        page.url,
+        page.title,
+        page.published_at,
+        page.account.name,
+        page.body_text,
+        page.body_html,
+        Jsonb(page.body_paragraphs),
+        Jsonb(page.images),
+        page.ip_location,
+        page.author_statement,
+        content_hash,
+    )
+
+
+def store_article(
+    conn: psycopg.Connection,
+    page: ArticlePage,
+    *,
+    source_tid: str | None,
+    content_hash: str,
+    fetched_at: datetime,
+    revisit_ages: Sequence[int] = (),
+) -> StoreResult:
+    """Store a fetched article with its links and an account snapshot, in one transaction.
+
+    A new article is inserted (marked ``duplicate_of`` an earlier article with the same body); a
+    known one whose title or body changed keeps its previous version in ``article_revisions``;
+    an unchanged one only records that it was seen. ``revisit_ages`` (seconds after first seen)
+    set the article's next revisit.
+    """
+    with conn.transaction():
+        existing = conn.execute(
+            "SELECT docid, source_tid, title, content_hash, revision, deleted_at, last_fetched_at, first_seen_at,"
+            " body_text,"
+            " body_html, images FROM articles WHERE docid = %s FOR UPDATE",
+            (page.docid,),
+        ).fetchone()
+        first_seen = existing["first_seen_at"] if existing else fetched_at
+        next_revisit_at = next_revisit(first_seen, fetched_at, revisit_ages)
+        if existing is None:
+            result = _insert_article(conn, page, source_tid, content_hash, fetched_at, next_revisit_at)
+        else:
+            result = _update_article(conn, existing, page, source_tid, content_hash, fetched_at, next_revisit_at)
+        _store_links(conn, page.docid, page.links, fetched_at)
+        if page.account.tid:
+            _snapshot(conn, page.account.tid, page.account.name, page.account.article_count,
+                      page.account.follower_count, fetched_at)
+        conn.execute(
+            "UPDATE listed_items SET last_fetch_error = NULL WHERE item_id = %s AND last_fetch_error IS NOT NULL",
+            (page.docid,),
+        )
+    return result
+
+
+def next_revisit(first_seen: datetime, now: datetime, ages: Sequence[int]) -> datetime | None:
+    """The first of ``first_seen + age`` still in the future, or None when every revisit is done."""
+    future = [first_seen + timedelta(seconds=age) for age in ages if first_seen + timedelta(seconds=age) > now]
+    return min(future) if future else None
+
+
+def _insert_article(conn: psycopg.Connection, page: ArticlePage, source_tid: str | None, content_hash: str,
+                    fetched_at: datetime, next_revisit_at: datetime | None) -> StoreResult:
+    original = conn.execute(
+        "SELECT docid FROM articles WHERE content_hash = %s AND docid <> %s AND deleted_at IS NULL"
+        " ORDER BY coalesce(duplicate_of, docid) = docid DESC, first_seen_at LIMIT 1",
+        (content_hash, page.docid),
+    ).fetchone()
+    duplicate_of = original["docid"] if original else None
+    conn.execute(
+        f"INSERT INTO articles (docid, {_ARTICLE_FIELDS}, duplicate_of, first_seen_at, last_fetched_at,"
+        " next_revisit_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (page.docid, *_article_values(page, source_tid, content_hash), duplicate_of, fetched_at, fetched_at,
+         next_revisit_at),
+    )
+    return StoreResult("duplicate" if duplicate_of else "new", 1, duplicate_of)
+
+
+def _update_article(conn: psycopg.Connection, existing: dict[str, Any], page: ArticlePage,
+                    source_tid: str | None, content_hash: str, fetched_at: datetime,
+                    next_revisit_at: datetime | None) -> StoreResult:
+    changed = existing["content_hash"] != content_hash or (existing["title"] or "") != page.title
+    if existing["content_hash"] is None:
+        # A row written for a gone article (no body ever seen) gets its first real content now.
+        changed = False
+    restored = existing["deleted_at"] is not None
+    revision = existing["revision"]
+    if changed:
+        conn.execute(
+            "INSERT INTO article_revisions (docid, revision, fetched_at, replaced_at, title, body_text, body_html,"
+            " images, content_hash) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (existing["docid"], revision, existing["last_fetched_at"] or existing["first_seen_at"], fetched_at,
+             existing["title"], existing["body_text"], existing["body_html"], Jsonb(existing["images"]),
+             existing["content_hash"]),
+        )
+        revision += 1
+    conn.execute(
+        f"UPDATE articles SET ({_ARTICLE_FIELDS}) = (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s),"
+        " revision = %s, last_fetched_at = %s, deleted_at = NULL, next_revisit_at = %s,"
+        " revisits = revisits + 1,"
+        " last_changed_at = CASE WHEN %s THEN %s ELSE last_changed_at END"
+        " WHERE docid = %s",
+        (*_article_values(page, source_tid or existing["source_tid"], content_hash), revision, fetched_at,
+         next_revisit_at, changed, fetched_at, existing["docid"]),
+    )
+    outcome: StoreOutcome = "updated" if changed else ("restored" if restored else "unchanged")
+    return StoreResult(outcome, revision)
+
+
+def _store_links(conn: psycopg.Connection, docid: str, links: Sequence[Link], seen_at: datetime) -> None:
+    if not links:
+        return
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO article_links (docid, block, module, position, target_url, target_docid, title,"
+            " source_name, shown_at, first_seen_at, seen_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT ON CONSTRAINT article_links_unique DO UPDATE SET position = excluded.position,"
+            " title = excluded.title, source_name = excluded.source_name,"
+            " shown_at = coalesce(excluded.shown_at, article_links.shown_at), seen_at = excluded.seen_at,"
+            " times_seen = article_links.times_seen + 1"
+            " WHERE article_links.seen_at < excluded.seen_at",
+            [
+                (docid, link.block, link.module, link.position, link.url, link.docid, link.title, link.source,
+                 link.published_at, seen_at, seen_at)
+                for link in _unique_links(links)
+            ],
+        )
+
+
+def _unique_links(links: Sequence[Link]) -> list[Link]:
+    # A page can show the same link twice in one block (e.g. a lead item repeated in its list);
+    # one row per (block, module, url) keeps ON CONFLICT from touching a row twice in one statement.
+    seen: set[tuple[str, str | None, str]] = set()
+    unique = []
+    for link in links:
+        key = (link.block, link.module, link.url)
+        if key not in seen:
+            seen.add(key)
+            unique.append(link)
+    return unique
+
+
+def _snapshot(conn: psycopg.Connection, tid: str, name: str | None, article_count: int | None,
+              follower_count: int | None, observed_at: datetime) -> None:
+    """Record the account's counters when they differ from the latest snapshot (or it is an hour old)."""
+    # Articles of one account are stored concurrently; serialise their snapshot check per account.
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext('haowatch_snapshot:' || %s))", (tid,))
+    conn.execute(
+        "INSERT INTO account_snapshots (tid, observed_at, name, article_count, follower_count)"
+        " SELECT %s, %s, %s, %s, %s WHERE NOT EXISTS ("
+        "  SELECT 1 FROM (SELECT * FROM account_snapshots WHERE tid = %s ORDER BY observed_at DESC LIMIT 1) last"
+        "  WHERE last.name IS NOT DISTINCT FROM %s AND last.article_count IS NOT DISTINCT FROM %s"
+        "  AND last.follower_count IS NOT DISTINCT FROM %s AND last.observed_at > %s - interval '1 hour')",
+        (tid, observed_at, name, article_count, follower_count, tid, name, article_count, follower_count,
+         observed_at),
+    )
+
+
+def mark_gone(conn: psycopg.Connection, docid: str, *, source_tid: str | None, url: str, title: str | None,
+              seen_at: datetime) -> bool:
+    """Record that an article's page is gone; return True when it was not already known as deleted."""
+    with conn.transaction():
+        row = conn.execute(
+            "INSERT INTO articles (docid, source_tid, url, title, first_seen_at, last_fetched_at, deleted_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (docid) DO UPDATE SET deleted_at = coalesce(articles.deleted_at, excluded.deleted_at),"
+            " last_fetched_at = excluded.last_fetched_at, next_revisit_at = NULL"
+            " RETURNING deleted_at = %s AS newly_deleted",
+            (docid, source_tid, url, title, seen_at, seen_at, seen_at, seen_at),
+        ).fetchone()
+        conn.execute("UPDATE listed_items SET last_fetch_error = 'gone' WHERE item_id = %s", (docid,))
+    return bool(row and row["newly_deleted"])
+
+
+def record_listing(conn: psycopg.Connection, tid: str, page: AccountPage, seen_at: datetime) -> int:
+    """Remember every item an account page (or the list API) showed; return how many were new."""
+    if not page.items:
+        return 0
+    with conn.transaction(), conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO listed_items (item_id, item_type, source_tid, url, title, published_at, thumbnail,"
+            " first_listed_at, last_listed_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (item_id) DO UPDATE SET last_listed_at = excluded.last_listed_at,"
+            " title = coalesce(excluded.title, listed_items.title),"
+            " thumbnail = coalesce(excluded.thumbnail, listed_items.thumbnail)"
+            " RETURNING (xmax = 0) AS inserted",
+            [
+                (item.id, item.item_type, tid, item.url, item.title, item.published_at, item.thumbnail, seen_at,
+                 seen_at)
+                for item in page.items
+            ],
+            returning=True,
+        )
+        inserted = 0
+        while True:
+            row = cur.fetchone()
+            inserted += 1 if row and row["inserted"] else 0
+            if not cur.nextset():
+                break
+    return inserted
+
+
+def unfetched_docids(conn: psycopg.Connection, tid: str, listed: Sequence[str], max_failures: int) -> list[str]:
+    """Which of the listed docids, plus earlier-listed ones never stored, still need fetching.
+
+    Earlier-listed items whose fetch failed are retried on later checks (up to ``max_failures``), so
+    a failed page never makes an article silently go missing.
+    """
+    rows = conn.execute(
+        "SELECT d AS docid FROM unnest(%s::text[]) WITH ORDINALITY AS l(d, n)"
+        " WHERE NOT EXISTS (SELECT 1 FROM articles a WHERE a.docid = l.d)"
+        " UNION ALL"
+        " SELECT li.item_id FROM listed_items li"
+        " WHERE li.source_tid = %s AND li.item_type = 'article' AND li.fetch_failures < %s"
+        " AND li.item_id <> ALL(%s::text[])"
+        " AND NOT EXISTS (SELECT 1 FROM articles a WHERE a.docid = li.item_id)",
+        (list(listed), tid, max_failures, list(listed)),
+    ).fetchall()
+    return [r["docid"] for r in rows]
+
+
+def record_fetch_failure(conn: psycopg.Connection, docid: str, error: str) -> None:
+    """Count a failed fetch of a listed article (it is retried on later checks)."""
+    conn.execute(
+        "UPDATE listed_items SET fetch_failures = fetch_failures + 1, last_fetch_error = %s WHERE item_id = %s",
+        (error[:500], docid),
+    )
+
+
+def listed_title(conn: psycopg.Connection, docid: str) -> tuple[str | None, str | None]:
+    """(source_tid, title) of a listed item, or of a known article."""
+    row = conn.execute(
+        "SELECT source_tid, title FROM listed_items WHERE item_id = %s"
+        " UNION ALL SELECT source_tid, title FROM articles WHERE docid = %s LIMIT 1",
+        (docid, docid),
+    ).fetchone()
+    return (row["source_tid"], row["title"]) if row else (None, None)
+
+
+def due_revisits(conn: psycopg.Connection, now: datetime, limit: int) -> list[str]:
+    """Live articles whose next revisit time has come, oldest first."""
+    rows = conn.execute(
+        "SELECT docid FROM articles WHERE next_revisit_at <= %s AND deleted_at IS NULL"
+        " ORDER BY next_revisit_at LIMIT %s",
+        (now, limit),
+    ).fetchall()
+    return [r["docid"] for r in rows]
+
+
+def article_state(conn: psycopg.Connection, docid: str) -> dict[str, Any] | None:
+    """first_seen_at and revisits of a known article (for the revisit policy), or None."""
+    return conn.execute(
+        "SELECT first_seen_at, revisits, deleted_at FROM articles WHERE docid = %s", (docid,)
+    ).fetchone()

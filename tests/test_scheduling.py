@@ -1,0 +1,154 @@
+"""Scheduling logic against real PostgreSQL, without sleeping: trigger math, claims and leases, backoff."""
+
+from __future__ import annotations
+
+import concurrent.futures
+from datetime import timedelta
+
+import psycopg
+import pytest
+
+from crawler.middlewares import backoff_delay, retry_after_seconds
+from db import sources as sources_db
+from db.articles import next_revisit
+from db.connection import connect
+
+TIDS = [f"T10000000000{n:02d}" for n in range(40)]
+
+
+def _add(conn: psycopg.Connection, *tids: str, interval: str = "30 minutes") -> None:
+    for tid in tids:
+        conn.execute("INSERT INTO sources (tid, interval) VALUES (%s, %s::interval)", (tid, interval))
+
+
+def _source(conn: psycopg.Connection, tid: str) -> dict:
+    row = conn.execute("SELECT *, next_check_at - last_checked_at AS gap FROM sources WHERE tid = %s", (tid,))
+    return row.fetchone()
+
+
+def test_success_schedules_one_interval_ahead_with_small_jitter(conn: psycopg.Connection) -> None:
+    _add(conn, TIDS[0])
+    sources_db.record_check(conn, TIDS[0], ok=True, status="ok", error=None, item_count=10, max_backoff_seconds=21600)
+    row = _source(conn, TIDS[0])
+    assert timedelta(minutes=30) <= row["gap"] <= timedelta(minutes=30 * 1.05)
+    assert row["consecutive_failures"] == 0 and row["last_success_at"] is not None
+
+
+def test_failures_back_off_doubling_and_capped_then_reset(conn: psycopg.Connection) -> None:
+    _add(conn, TIDS[0], interval="10 minutes")
+    gaps = []
+    for _ in range(8):
+        sources_db.record_check(conn, TIDS[0], ok=False, status="http_error", error="HTTP 503", item_count=None,
+                                max_backoff_seconds=3600)
+        gaps.append(_source(conn, TIDS[0])["gap"])
+    minutes = [g.total_seconds() / 60 for g in gaps]
+    assert 10 <= minutes[0] <= 10.5 and 20 <= minutes[1] <= 21 and 40 <= minutes[2] <= 42
+    assert all(55 <= m <= 63 for m in minutes[3:])  # capped at an hour (+ jitter)
+    assert _source(conn, TIDS[0])["consecutive_failures"] == 8
+    sources_db.record_check(conn, TIDS[0], ok=True, status="ok", error=None, item_count=3, max_backoff_seconds=3600)
+    row = _source(conn, TIDS[0])
+    assert row["consecutive_failures"] == 0 and row["gap"] <= timedelta(minutes=10.5)
+    assert row["last_error"] is None
+
+
+def test_claim_takes_only_due_enabled_unclaimed_sources(conn: psycopg.Connection) -> None:
+    _add(conn, *TIDS[:4])
+    conn.execute("UPDATE sources SET enabled = false WHERE tid = %s", (TIDS[1],))
+    conn.execute("UPDATE sources SET next_check_at = now() + interval '1 hour' WHERE tid = %s", (TIDS[2],))
+    assert sources_db.claim_due(conn, "a", 10, 600) == [TIDS[0], TIDS[3]]
+    assert sources_db.claim_due(conn, "b", 10, 600) == []  # claimed by a, lease running
+
+
+def test_expired_lease_is_claimable_again(conn: psycopg.Connection) -> None:
+    _add(conn, TIDS[0])
+    assert sources_db.claim_due(conn, "dead-replica", 10, 600) == [TIDS[0]]
+    conn.execute("UPDATE sources SET claimed_until = now() - interval '1 second'")
+    assert sources_db.claim_due(conn, "b", 10, 600) == [TIDS[0]]
+    assert _source(conn, TIDS[0])["claimed_by"] == "b"
+
+
+def test_concurrent_claims_are_disjoint(db_url: str) -> None:
+    with connect(db_url) as conn:
+        _add(conn, *TIDS)
+
+    def claim(owner: str) -> list[str]:
+        taken: list[str] = []
+        with connect(db_url) as conn:
+            while batch := sources_db.claim_due(conn, owner, 3, 600):
+                taken.extend(batch)
+        return taken
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(claim, ["r1", "r2", "r3", "r4"]))
+    everything = [t for r in results for t in r]
+    assert sorted(everything) == sorted(TIDS)  # each source claimed exactly once
+
+
+def test_release_after_a_crashed_crawl_retries_later_not_at_once(conn: psycopg.Connection) -> None:
+    _add(conn, TIDS[0], TIDS[1])
+    claimed = sources_db.claim_due(conn, "me", 10, 600)
+    sources_db.record_check(conn, TIDS[1], ok=True, status="ok", error=None, item_count=1, max_backoff_seconds=60)
+    sources_db.release(conn, "me", claimed, failed_error="crawl process failed", retry_seconds=300)
+    crashed, checked = _source(conn, TIDS[0]), _source(conn, TIDS[1])
+    assert crashed["claimed_by"] is None and crashed["last_status"] == "error"
+    assert crashed["consecutive_failures"] == 1
+    assert conn.execute("SELECT next_check_at > now() + interval '4 minutes' AS later FROM sources WHERE tid = %s",
+                        (TIDS[0],)).fetchone()["later"]
+    assert checked["last_status"] == "ok" and checked["consecutive_failures"] == 0
+
+
+def test_release_only_touches_own_claims(conn: psycopg.Connection) -> None:
+    _add(conn, TIDS[0])
+    sources_db.claim_due(conn, "a", 10, 600)
+    sources_db.release(conn, "b", [TIDS[0]])
+    assert _source(conn, TIDS[0])["claimed_by"] == "a"
+
+
+def test_paused_and_retimed_sources_are_honoured(conn: psycopg.Connection) -> None:
+    _add(conn, TIDS[0])
+    sources_db.set_enabled(conn, TIDS[0], False)
+    assert sources_db.claim_due(conn, "a", 10, 600) == []
+    sources_db.set_enabled(conn, TIDS[0], True)
+    sources_db.record_check(conn, TIDS[0], ok=True, status="ok", error=None, item_count=1, max_backoff_seconds=60)
+    assert sources_db.claim_due(conn, "a", 10, 600) == []
+    sources_db.set_interval(conn, TIDS[0], 1)  # 1s: due again at once
+    conn.execute("UPDATE sources SET last_checked_at = now() - interval '2 seconds'")
+    sources_db.set_interval(conn, TIDS[0], 1)
+    assert sources_db.claim_due(conn, "a", 10, 600) == [TIDS[0]]
+
+
+def test_sources_change_notifies_listeners(db_url: str) -> None:
+    with psycopg.connect(db_url, autocommit=True) as listener, connect(db_url) as conn:
+        listener.execute("LISTEN haowatch_sources")
+        _add(conn, TIDS[0])
+        notes = list(listener.notifies(timeout=5, stop_after=1))
+        assert notes and notes[0].payload == TIDS[0]
+
+
+@pytest.mark.parametrize("attempt", [0, 1, 2, 3, 10])
+def test_backoff_delay_grows_and_is_capped(attempt: int) -> None:
+    import random
+
+    rng = random.Random(1)
+    delay = backoff_delay(attempt, 2.0, 60.0, rng)
+    assert min(60.0, 2.0 * 2**attempt) / 2 <= delay <= min(60.0, 2.0 * 2**attempt)
+
+
+def test_retry_after_parsing() -> None:
+    from datetime import UTC, datetime
+
+    assert retry_after_seconds(b"120") == 120
+    now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    assert retry_after_seconds("Thu, 01 Jan 2026 12:00:30 GMT", now) == 30
+    assert retry_after_seconds(b"soon") is None and retry_after_seconds(None) is None
+
+
+def test_revisit_policy() -> None:
+    from datetime import UTC, datetime
+
+    first = datetime(2026, 1, 1, tzinfo=UTC)
+    ages = [3600, 6 * 3600, 24 * 3600]
+    assert next_revisit(first, first, ages) == first + timedelta(hours=1)
+    assert next_revisit(first, first + timedelta(hours=1, minutes=1), ages) == first + timedelta(hours=6)
+    assert next_revisit(first, first + timedelta(hours=7), ages) == first + timedelta(hours=24)
+    assert next_revisit(first, first + timedelta(hours=25), ages) is None
