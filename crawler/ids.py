@@ -46,8 +46,11 @@ def parse_tid(text: str) -> str:
         raise InvalidSourceId(f"{value!r} is not a T-id: expected T followed by 13 digits")
     if "://" not in value:
         raise InvalidSourceId(f"{value!r} is neither a T-id (T + 13 digits) nor an account URL")
-    parts = urlsplit(value)
-    host = (parts.hostname or "").lower()
+    try:
+        parts = urlsplit(value)
+        host = (parts.hostname or "").lower()
+    except ValueError as exc:  # e.g. "Invalid IPv6 URL": still the documented error type
+        raise InvalidSourceId(f"{value!r} is not a valid URL: {exc}") from exc
     if parts.scheme not in ("http", "https") or not _is_netease_host(host):
         raise InvalidSourceId(f"{value!r} is not a NetEase Hao account URL")
     match = _TID_IN_PATH.match(parts.path)

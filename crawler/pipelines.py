@@ -106,7 +106,10 @@ class StorePipeline(_StatsMixin):
     def open_spider(self) -> None:
         self.pool = ConnectionPool(
             self.database_url, min_size=1, max_size=4, open=True, timeout=60,
-            kwargs={"autocommit": True, "row_factory": dict_row, "application_name": "haowatch-crawl"},
+            # synchronous_commit=off: a database crash may forget the last fraction of a second of
+            # commits, never half of one; forgotten articles are simply fetched again next check.
+            kwargs={"autocommit": True, "row_factory": dict_row, "application_name": "haowatch-crawl",
+                    "options": "-c synchronous_commit=off"},
             check=ConnectionPool.check_connection,
         )
 

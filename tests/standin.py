@@ -83,8 +83,9 @@ class _Account:
 class StandinSite:
     """The stand-in site. Use as a context manager or call :meth:`start` / :meth:`stop`."""
 
-    def __init__(self, template_html: str | None = None) -> None:
+    def __init__(self, template_html: str | None = None, latency: float = 0.0) -> None:
         self.template = template_html or TEMPLATE.read_text(encoding="utf-8")
+        self.latency = latency  # seconds added to every answer, like a distant real site
         self.accounts: dict[str, _Account] = {}
         self.articles: dict[str, _Article] = {}
         self.scripts: dict[str, deque[Behaviour]] = defaultdict(deque)
@@ -205,6 +206,8 @@ class StandinSite:
         with self.lock:
             self.log.append((handler.path, {k.lower(): v for k, v in handler.headers.items()}))
             behaviour = self.scripts[path].popleft() if self.scripts.get(path) else None
+        if self.latency:
+            time.sleep(self.latency)
         if behaviour is not None and behaviour.kind == "slow":
             time.sleep(behaviour.delay)
             behaviour = None

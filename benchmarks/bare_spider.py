@@ -1,0 +1,49 @@
+"""A bare Scrapy spider for the crawl benchmark: fetches the given URLs with haowatch's Scrapy
+settings (same concurrency, retries, headers) and does nothing with them. Prints pages/s as JSON."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import scrapy
+from scrapy.crawler import CrawlerProcess
+
+from crawler.settings import scrapy_settings
+from scheduler.config import load_settings
+
+
+class BareSpider(scrapy.Spider):
+    name = "bare"
+
+    def __init__(self, urls: list[str], **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.urls = urls
+
+    async def start(self):  # type: ignore[override]
+        for url in self.urls:
+            yield scrapy.Request(url, callback=self.parse, dont_filter=True)
+
+    def parse(self, response: scrapy.http.Response) -> None:
+        return None
+
+
+def main() -> None:
+    with open(sys.argv[1], encoding="utf-8") as handle:
+        urls = [line.strip() for line in handle if line.strip()]
+    settings = scrapy_settings(load_settings(), "unused")
+    settings["ITEM_PIPELINES"] = {}
+    settings["LOG_LEVEL"] = "WARNING"
+    process = CrawlerProcess(settings)
+    crawler = process.create_crawler(BareSpider)
+    process.crawl(crawler, urls=urls)
+    started = time.perf_counter()
+    process.start()
+    elapsed = time.perf_counter() - started
+    stats = crawler.stats.get_stats() if crawler.stats else {}
+    print(json.dumps({"requests": stats.get("downloader/request_count", 0), "seconds": elapsed}))
+
+
+if __name__ == "__main__":
+    main()

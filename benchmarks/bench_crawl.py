@@ -1,0 +1,155 @@
+"""Crawl throughput: haowatch's full pipeline into PostgreSQL versus a bare Scrapy spider, same pages.
+
+Serves a few thousand stand-in articles on 127.0.0.1 (pages pre-rendered, so the server is not what
+is measured), then in one run:
+  A. ``haowatch crawl`` of every account: account pages, then every article through
+     parse → validate → dedup → store (one transaction per article, links and snapshots included);
+  B. a bare Scrapy spider fetching the same URLs with the same settings and doing nothing;
+  C. ``haowatch crawl`` again: the steady state (nothing new).
+Prints pages/s, the A/B ratio, peak memory (max RSS) of each crawl process, and the request counts.
+
+Usage: python benchmarks/bench_crawl.py [--accounts 100] [--per-account 30] [--concurrency 16]
+Needs TEST_DATABASE_URL / DATABASE_URL (a server where it may create a database), or starts the
+embedded server in a temporary directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from db import migrate  # noqa: E402
+from db.connection import connect  # noqa: E402
+from db.embedded import EmbeddedServer, find_bindir  # noqa: E402
+from tests.standin import StandinSite  # noqa: E402
+
+
+@contextlib.contextmanager
+def admin_url() -> Iterator[str]:
+    configured = os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
+    if configured:
+        yield configured
+        return
+    data_dir = Path(tempfile.mkdtemp(prefix="haowatch-bench-"))
+    data_dir.chmod(0o755)
+    server = EmbeddedServer(data_dir=data_dir, bindir=find_bindir())
+    server.start()
+    try:
+        yield server.url("postgres")
+    finally:
+        server.stop()
+
+
+def run_measured(cmd: list[str], env: dict[str, str]) -> tuple[float, int, str]:
+    """Whole-process wall seconds, peak RSS in MiB (from the kernel's accounting), and stdout."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert proc.stdout is not None
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"{cmd[1:3]} failed with exit code {proc.returncode}")
+    return elapsed, usage.ru_maxrss // 1024, out
+
+
+def scenario(admin: str, site: StandinSite, tids: list[str], url_file: Path, concurrency: int) -> dict:
+    """One measured round: bare spider, full haowatch crawl, steady-state crawl, on a fresh database."""
+    name = f"haowatch_bench_{os.getpid()}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    db_url = make_conninfo(admin, dbname=name)
+    try:
+        with connect(db_url) as conn:
+            migrate.upgrade(conn)
+            for tid in tids:
+                conn.execute("INSERT INTO sources (tid) VALUES (%s)", (tid,))
+        env = dict(os.environ, DATABASE_URL=db_url, HAOWATCH_SITE_URL=site.url, HAOWATCH_DOWNLOAD_DELAY="0",
+                   HAOWATCH_CONCURRENCY=str(concurrency), HAOWATCH_LOG_LEVEL="WARNING",
+                   HAOWATCH_ENV_FILE="/nonexistent")
+        haowatch = str(Path(sys.executable).with_name("haowatch"))
+        bare = run_measured([sys.executable, str(ROOT / "benchmarks/bare_spider.py"), str(url_file)], env)
+        full = run_measured([haowatch, "crawl"], env)
+        site.clear_log()
+        steady = run_measured([haowatch, "crawl"], env)
+        steady_requests = len(site.requests())
+        with connect(db_url) as conn:
+            stored = conn.execute("SELECT count(*) AS n FROM articles").fetchone()["n"]
+            links = conn.execute("SELECT count(*) AS n FROM article_links").fetchone()["n"]
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    return {"bare": bare, "full": full, "steady": steady, "steady_requests": steady_requests,
+            "stored": stored, "links": links}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--accounts", type=int, default=100)
+    parser.add_argument("--per-account", type=int, default=30)
+    parser.add_argument("--latency", type=float, default=0.1,
+                        help="seconds the stand-in adds to each answer in the 'network' scenario")
+    args = parser.parse_args()
+
+    tids = [f"T2{n:012d}" for n in range(args.accounts)]
+    body = [f"第{i}段：这是一段用于基准测试的正文内容，长度与真实文章的段落相当。" * 3 for i in range(25)]
+    scenarios = [
+        ("network: site latency %.0f ms, concurrency 8" % (args.latency * 1000), args.latency, 8),
+        ("CPU-bound: no latency, concurrency 16", 0.0, 16),
+    ]
+    rows = []
+    with admin_url() as admin:
+        for label, latency, concurrency in scenarios:
+            site = StandinSite(latency=latency)
+            site.start()
+            for a, tid in enumerate(tids):
+                site.add_account(tid, f"账号{a}")
+                for i in range(args.per_account):
+                    docid = f"L{a:03d}{i:04d}0514R9KQ"
+                    site.publish(tid, docid, f"标题{a}-{i}", [f"{docid}：{p}" for p in body])
+            urls = [f"{site.url}/dy/media/{tid}.html" for tid in tids] + [
+                f"{site.url}/dy/article/{docid}.html" for docid in site.articles
+            ]
+            url_file = Path(tempfile.mkstemp(suffix=".txt")[1])
+            url_file.write_text("\n".join(urls), encoding="utf-8")
+            result = scenario(admin, site, tids, url_file, concurrency)
+            site.stop()
+            url_file.unlink()
+            rows.append((label, len(urls), result))
+
+    print(f"{args.accounts} accounts x {args.per_account} articles; whole-process wall time, start-up included")
+    print("| scenario | crawler | pages | seconds | pages/s | ratio | peak RSS |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for label, pages, r in rows:
+        bare_s, bare_mib, _ = r["bare"]
+        full_s, full_mib, _ = r["full"]
+        ratio = (pages / full_s) / (pages / bare_s)
+        print(f"| {label} | bare Scrapy (fetch only) | {pages} | {bare_s:.1f} | {pages / bare_s:.0f} | |"
+              f" {bare_mib} MiB |")
+        print(f"| {label} | haowatch (parse + store) | {pages} | {full_s:.1f} | {pages / full_s:.0f} |"
+              f" {ratio:.2f} | {full_mib} MiB |")
+        steady_s, steady_mib, _ = r["steady"]
+        print(f"| {label} | haowatch steady state | {r['steady_requests']} | {steady_s:.1f} | - | | {steady_mib} MiB |")
+    for label, _, r in rows:
+        print(f"{label}: stored {r['stored']} articles and {r['links']} link rows;"
+              f" full: {r['full'][2].strip().splitlines()[-1]}; steady: {r['steady'][2].strip().splitlines()[-1]}")
+
+
+if __name__ == "__main__":
+    main()
