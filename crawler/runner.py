@@ -54,7 +54,7 @@ def _execute(settings: Settings, database_url: str, kind: str, source_tids: list
              spider_kwargs: dict[str, Any]) -> CrawlSummary:
     with connect(database_url) as conn:
         run_id = runs_db.start_run(conn, kind, source_tids)
-    process = CrawlerProcess(scrapy_settings(settings, database_url), install_root_handler=False)
+    process = CrawlerProcess(scrapy_settings(settings, database_url))
     crawler = process.create_crawler(HaoSpider)
     process.crawl(crawler, **spider_kwargs)
     status = "ok"

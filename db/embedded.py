@@ -214,7 +214,12 @@ def embedded_server(data_dir: Path | None = None, bindir: Path | None = None) ->
     ``haowatch sources add`` never pulls the server from under a running ``haowatch run``.
     """
     server = EmbeddedServer(data_dir=(data_dir or default_data_dir()).resolve(), bindir=find_bindir(bindir))
-    server.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        server.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EmbeddedError(
+            f"cannot use data directory {server.data_dir}: {exc.strerror} (set HAOWATCH_DATA_DIR)"
+        ) from None
     with open(server.data_dir / "users.lock", "a") as users:
         fcntl.flock(users, fcntl.LOCK_SH)
         try:

@@ -54,6 +54,7 @@ def setup_logging(level: str = "INFO", json_lines: bool = False) -> None:
             format="<green>{time:YYYY-MM-DD HH:mm:ss}</green> <level>{level: <7}</level> {message}",
         )
     logger.configure(patcher=_redact_record)  # type: ignore[arg-type]
+    logging.captureWarnings(True)  # warnings become log records too, so JSON output stays JSON
     root = logging.getLogger()
     root.handlers = [_InterceptHandler()]
     root.setLevel(logging.DEBUG if level in ("TRACE", "DEBUG") else logging.INFO)

@@ -20,5 +20,5 @@ def run_cli(*args: str, db_url: str | None = None, env: dict[str, str] | None = 
     full_env.update(env or {})
     return subprocess.run(
         [HAOWATCH, *args], capture_output=True, env=full_env, timeout=timeout,
-        input=stdin.decode() if stdin is not None else None, text=True, check=False,
+        input=stdin.decode("utf-8", "replace") if stdin is not None else None, text=True, check=False,
     )
