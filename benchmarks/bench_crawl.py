@@ -110,7 +110,7 @@ def main() -> None:
     tids = [f"T2{n:012d}" for n in range(args.accounts)]
     body = [f"第{i}段：这是一段用于基准测试的正文内容，长度与真实文章的段落相当。" * 3 for i in range(25)]
     scenarios = [
-        ("network: site latency %.0f ms, concurrency 8" % (args.latency * 1000), args.latency, 8),
+        (f"network: site latency {args.latency * 1000:.0f} ms, concurrency 8", args.latency, 8),
         ("CPU-bound: no latency, concurrency 16", 0.0, 16),
     ]
     rows = []

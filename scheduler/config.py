@@ -71,7 +71,7 @@ class Settings:
     revisit_ages: tuple[int, ...] = (3600, 6 * 3600, 24 * 3600)
     http_host: str = "127.0.0.1"
     http_port: int = 8080
-    sources_per_crawl: int = 50
+    sources_per_crawl: int = 200
 
 
 _DEFAULTS = Settings()
