@@ -15,6 +15,7 @@ from db.connection import connect
 from tests import standin
 from tests.helpers import HAOWATCH, run_cli
 from tests.standin import StandinSite
+from tests.standin_pages import render_account_page
 
 TID_A, TID_B = "T1536566896022", "T1512041896308"
 W_A = "W8207225059024484717"
@@ -315,3 +316,33 @@ def test_store_is_atomic_when_the_database_refuses(db_url: str) -> None:
         store_article(conn, page, source_tid=TID_A, content_hash="h", fetched_at=datetime.now(UTC))
     assert rows(db_url, "SELECT count(*) AS n FROM articles")[0]["n"] == 0
     assert rows(db_url, "SELECT count(*) AS n FROM article_links")[0]["n"] == 0
+
+
+def test_status_summarises_sources_and_crawls(site: StandinSite, db_url: str) -> None:
+    site.publish(TID_A, docid(1), "文章1", paragraphs("A1"))
+    add_sources(db_url, TID_A, "T1000000000001")
+    haowatch(site, db_url, "crawl")
+    out = haowatch(site, db_url, "status")
+    assert "sources:  2 watched, 2 enabled, 0 paused" in out.stdout
+    assert "last crawl: #1 crawl ok" in out.stdout and "1 new today" in out.stdout
+    assert "T1000000000001" in out.stdout and "not_found" in out.stdout  # the failing one is named
+    data = __import__("json").loads(haowatch(site, db_url, "status", "--json").stdout)
+    assert data["sources"]["failing"] == 1 and data["articles"]["live"] == 1
+
+
+def test_one_article_listed_in_many_url_forms_is_fetched_once(site: StandinSite, db_url: str) -> None:
+    site.publish(TID_A, docid(1), "文章1", paragraphs("A1"))
+    page = render_account_page(TID_A, "甲", [
+        {"docid": docid(1), "title": "文章1", "time": "2026-01-22 10:00", "thumbnail": None},
+    ])
+    forms = [f"https://m.163.com/dy/article/{docid(1)}.html?f=post2020_dy_recommends",
+             f"https://www.163.com/dy/article/{docid(1)}_pdya11y.html",
+             f"https://c.m.163.com/news/a/{docid(1)}.html#offset=0"]
+    canonical = f"https://www.163.com/dy/article/{docid(1)}.html"
+    item = page[page.index('<li class="js-item'):page.index("</li>") + 5]
+    extra = "".join(item.replace(canonical, form) for form in forms)
+    site.script(f"/dy/media/{TID_A}.html", standin.body(page.replace(item, item + extra).encode()))
+    add_sources(db_url, TID_A)
+    out = haowatch(site, db_url, "crawl")
+    assert "2 requests, 1 new" in out.stdout
+    assert site.requests("/dy/article/") == [f"/dy/article/{docid(1)}.html"]
