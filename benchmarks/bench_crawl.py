@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from db import migrate  # noqa: E402
 from db.connection import connect  # noqa: E402
-from db.embedded import EmbeddedServer, find_bindir  # noqa: E402
+from db.embedded import throwaway_server  # noqa: E402
 from tests.standin import StandinSite  # noqa: E402
 
 
@@ -44,14 +44,8 @@ def admin_url() -> Iterator[str]:
     if configured:
         yield configured
         return
-    data_dir = Path(tempfile.mkdtemp(prefix="haowatch-bench-"))
-    data_dir.chmod(0o755)
-    server = EmbeddedServer(data_dir=data_dir, bindir=find_bindir())
-    server.start()
-    try:
+    with throwaway_server() as server:
         yield server.url("postgres")
-    finally:
-        server.stop()
 
 
 def run_measured(cmd: list[str], env: dict[str, str]) -> tuple[float, int, str]:

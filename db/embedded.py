@@ -232,3 +232,17 @@ def embedded_server(data_dir: Path | None = None, bindir: Path | None = None) ->
                 pass  # another haowatch process still uses the server
             else:
                 server.stop()
+
+
+@contextlib.contextmanager
+def throwaway_server() -> Iterator[EmbeddedServer]:
+    """A server in a fresh temporary directory, removed afterwards (tests and benchmarks)."""
+    data_dir = Path(tempfile.mkdtemp(prefix="haowatch-tmp-"))
+    data_dir.chmod(0o755)  # as root the server runs as 'postgres' and must reach its data
+    server = EmbeddedServer(data_dir=data_dir, bindir=find_bindir())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)

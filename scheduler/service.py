@@ -203,8 +203,10 @@ def run_service(settings: Settings, database_url: str) -> int:
         while not stop_requested.wait(1.0):
             pass
     finally:
+        stop_requested.set()
         service.stop()
         health.stop()
+        listener.join(timeout=5)
     logger.info("haowatch stopped")
     return 0
 
@@ -219,5 +221,7 @@ def _listen_for_changes(database_url: str, service: Service, stop: threading.Eve
                     for _ in conn.notifies(timeout=1.0, stop_after=1):
                         service.wake()
         except psycopg.OperationalError as exc:
+            if stop.is_set():
+                return
             logger.warning("change listener lost its connection ({}); retrying", str(exc).splitlines()[0])
             stop.wait(5.0)

@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import itertools
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -22,9 +19,8 @@ from psycopg.conninfo import make_conninfo
 
 from db import migrate
 from db.connection import connect
-from db.embedded import EmbeddedServer, find_bindir
+from db.embedded import throwaway_server
 
-ROOT = Path(__file__).resolve().parent.parent
 _counter = itertools.count()
 
 
@@ -35,15 +31,8 @@ def pg_admin_url() -> Iterator[str]:
     if configured:
         yield configured
         return
-    data_dir = Path(tempfile.mkdtemp(prefix="haowatch-test-"))
-    data_dir.chmod(0o755)  # as root the server runs as 'postgres' and must reach its data
-    server = EmbeddedServer(data_dir=data_dir, bindir=find_bindir())
-    server.start()
-    try:
+    with throwaway_server() as server:
         yield server.url("postgres")
-    finally:
-        server.stop()
-        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def _url_for(admin_url: str, dbname: str) -> str:
