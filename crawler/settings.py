@@ -58,6 +58,7 @@ def scrapy_settings(settings: Settings, database_url: str) -> dict[str, Any]:
         "HAOWATCH_REVISIT_AGES": list(settings.revisit_ages),
         "HAOWATCH_MAX_BACKOFF": settings.max_backoff,
         "HAOWATCH_MAX_FETCH_FAILURES": 8,
+        "HAOWATCH_PARSE_WORKERS": settings.parse_workers,
         # Scrapy's records go to the root logger, which haowatch routes into loguru.
         "LOG_INSTALL_ROOT_HANDLER": False,
         "LOG_LEVEL": "DEBUG" if settings.log_level in ("DEBUG", "TRACE") else "INFO",

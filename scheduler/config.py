@@ -72,6 +72,7 @@ class Settings:
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     sources_per_crawl: int = 200
+    parse_workers: int = 1
 
 
 _DEFAULTS = Settings()
@@ -203,6 +204,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         http_host=env.get("HAOWATCH_HTTP_HOST", "").strip() or _DEFAULTS.http_host,
         http_port=_int(env, "HAOWATCH_HTTP_PORT", _DEFAULTS.http_port, 0, 65535),
         sources_per_crawl=_int(env, "HAOWATCH_SOURCES_PER_CRAWL", _DEFAULTS.sources_per_crawl, 1, 100000),
+        parse_workers=_int(env, "HAOWATCH_PARSE_WORKERS", _DEFAULTS.parse_workers, 0, 16),
     )
 
 

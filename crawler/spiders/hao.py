@@ -17,11 +17,11 @@ from scrapy.http import Response
 from twisted.python.failure import Failure
 
 from crawler.catalog import Catalog
-from crawler.extract import parse_page
 from crawler.extract.listapi import parse_list_api
 from crawler.extract.types import AccountPage, ArticlePage, NotFoundPage
 from crawler.ids import account_url, article_url, canonical_article_url, list_api_url
 from crawler.items import ArticleItem, FetchFailedItem, GoneItem, ListingItem, SourceCheckItem
+from crawler.parsing import PageParser
 
 # An article page that parses as truncated or unexpected is tried this many more times at once;
 # after that it stays pending and the next check of its account tries again.
@@ -59,6 +59,7 @@ class HaoSpider(scrapy.Spider):
         self.docids = list(docids)
         self.backfill_pages = backfill_pages
         self.catalog: Catalog | None = None
+        self.parser = PageParser(0)
 
     @classmethod
     def from_crawler(cls, crawler: scrapy.crawler.Crawler, *args: Any, **kwargs: Any) -> HaoSpider:
@@ -68,12 +69,14 @@ class HaoSpider(scrapy.Spider):
         spider.list_api_base = settings.get("HAOWATCH_LIST_API_URL")
         spider.catalog = Catalog(settings.get("HAOWATCH_DATABASE_URL"),
                                  settings.getint("HAOWATCH_MAX_FETCH_FAILURES", 8))
+        spider.parser = PageParser(settings.getint("HAOWATCH_PARSE_WORKERS", 0))
         crawler.signals.connect(spider._closed, signal=scrapy.signals.spider_closed)
         return spider
 
     def _closed(self) -> None:
         if self.catalog:
             self.catalog.close()
+        self.parser.close()
 
     def _stat(self, key: str, count: int = 1) -> None:
         assert self.crawler.stats is not None
@@ -117,12 +120,12 @@ class HaoSpider(scrapy.Spider):
 
     # --- account pages -------------------------------------------------------------------------
 
-    def parse_account(self, response: Response) -> Iterator[Any]:
+    async def parse_account(self, response: Response) -> AsyncIterator[Any]:
         tid = response.meta["tid"]
         if response.status == 404:
             yield self._source_failed(tid, "not_found", "account page answered 404")
             return
-        result = parse_page(response.body, url=response.url, content_type=_content_type(response))
+        result = await self.parser.parse(response.body, response.url, _content_type(response))
         if isinstance(result, NotFoundPage):
             yield self._source_failed(tid, "not_found", result.reason)
             return
@@ -138,7 +141,8 @@ class HaoSpider(scrapy.Spider):
             yield SourceCheckItem(tid, "empty", "account page listed no items", 0, result.name)
         else:
             yield SourceCheckItem(tid, "ok", None, len(result.items), result.name)
-        yield from self._fetch_missing(tid, articles)
+        for request in self._fetch_missing(tid, articles):
+            yield request
 
     def _fetch_missing(self, tid: str, articles: Sequence[Any]) -> Iterator[scrapy.Request]:
         assert self.catalog is not None
@@ -179,13 +183,13 @@ class HaoSpider(scrapy.Spider):
 
     # --- article pages -------------------------------------------------------------------------
 
-    def parse_article(self, response: Response) -> Iterator[Any]:
+    async def parse_article(self, response: Response) -> AsyncIterator[Any]:
         meta = response.meta
         docid, tid = meta["docid"], meta["tid"]
         if response.status == 404:
             yield self._gone(docid, tid, meta)
             return
-        result = parse_page(response.body, url=response.url, content_type=_content_type(response))
+        result = await self.parser.parse(response.body, response.url, _content_type(response))
         if isinstance(result, ArticlePage) and result.docid == docid:
             yield ArticleItem(page=result, source_tid=tid, fetched_at=_now())
         elif isinstance(result, NotFoundPage):
