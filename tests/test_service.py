@@ -198,3 +198,31 @@ def test_run_refuses_a_taken_port(db_url: str, site: StandinSite) -> None:
         _, err = proc.communicate(timeout=60)
     assert proc.returncode == 1
     assert "HAOWATCH_HTTP_PORT" in err and "Traceback" not in err
+
+
+def test_a_feed_going_silent_is_loud(site: StandinSite, db_url: str) -> None:
+    silent, broken = "T1000000000007", "T1000000000008"
+    site.add_account(silent, "沉默")  # lists nothing
+    site.add_account(broken, "改版")
+    site.script(f"/dy/media/{broken}.html", *[standin.body(b"<html><body><div>new layout</div></body></html>")] * 9)
+    with connect(db_url) as conn:
+        for tid in (silent, broken):
+            conn.execute("INSERT INTO sources (tid) VALUES (%s)", (tid,))
+    port = free_port()
+    proc = start_service(site, db_url, port)
+    try:
+        def flagged() -> bool:
+            with connect(db_url) as conn:
+                rows = conn.execute("SELECT last_status FROM sources WHERE last_status IS NOT NULL").fetchall()
+            return len(rows) == 2
+
+        wait_for(flagged, 60, "both sources checked")
+        time.sleep(1)
+        _, metrics = get(f"http://127.0.0.1:{port}/metrics")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert 'haowatch_sources_by_status{status="empty"} 1' in metrics
+    assert 'haowatch_sources_by_status{status="parse_failed"} 1' in metrics
+    assert f"SOURCE {silent} (沉默) IS EMPTY" in err
+    assert f"SOURCE {broken} (?) IS PARSE_FAILED" in err  # never parsed, so its name is unknown
