@@ -55,3 +55,16 @@ def test_durations(text: str, seconds: int) -> None:
 def test_format_duration_round_trips() -> None:
     for seconds in (90, 900, 1800, 7200, 86400, 61):
         assert parse_duration(format_duration(seconds)) == seconds
+
+
+def test_scrapy_settings_are_polite_and_closed() -> None:
+    from crawler.settings import scrapy_settings
+
+    s = scrapy_settings(load_settings({"HAOWATCH_ENV_FILE": "/nonexistent"}), "postgresql:///x")
+    assert s["TELNETCONSOLE_ENABLED"] is False
+    assert s["EXTENSIONS"]["scrapy.extensions.telnet.TelnetConsole"] is None
+    assert s["CONCURRENT_REQUESTS_PER_DOMAIN"] == 2 and s["DOWNLOAD_DELAY"] == 2.0 and s["AUTOTHROTTLE_ENABLED"]
+    assert s["DEFAULT_REQUEST_HEADERS"]["Referer"] == "https://www.163.com/"
+    assert 429 in s["RETRY_HTTP_CODES"] and 503 in s["RETRY_HTTP_CODES"]
+    assert s["DOWNLOAD_FAIL_ON_DATALOSS"] is True
+    assert "Scrapy" not in s["USER_AGENT"]

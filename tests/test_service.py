@@ -226,3 +226,38 @@ def test_a_feed_going_silent_is_loud(site: StandinSite, db_url: str) -> None:
     assert 'haowatch_sources_by_status{status="parse_failed"} 1' in metrics
     assert f"SOURCE {silent} (沉默) IS EMPTY" in err
     assert f"SOURCE {broken} (?) IS PARSE_FAILED" in err  # never parsed, so its name is unknown
+
+
+def test_the_service_revisits_recent_articles_and_catches_edits(site: StandinSite, db_url: str) -> None:
+    docid = "K00000010514R9KQ"
+    with connect(db_url) as conn:
+        conn.execute("INSERT INTO sources (tid, interval) VALUES (%s, interval '1 day')", (TID_A,))
+    port = free_port()
+    proc = start_service(site, db_url, port)
+    try:
+        wait_for(lambda: _count_articles(db_url) == 1, 60, "the first crawl")
+        site.edit(docid, title="改过的标题")
+        with connect(db_url) as conn:
+            revisit = conn.execute("SELECT next_revisit_at - first_seen_at AS age FROM articles").fetchone()
+            assert revisit["age"].total_seconds() == 3600  # first revisit an hour after first seen
+            # An hour passes: the first revisit is due.
+            conn.execute("UPDATE articles SET first_seen_at = first_seen_at - interval '1 hour',"
+                         " next_revisit_at = now() - interval '1 second'")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+    proc = start_service(site, db_url, port)  # the revisit job runs at start, then every 10 minutes
+    try:
+        def revised() -> bool:
+            with connect(db_url) as conn:
+                return conn.execute("SELECT revision FROM articles").fetchone()["revision"] == 2
+
+        wait_for(revised, 60, "the revisit to store a revision")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+    with connect(db_url) as conn:
+        article = conn.execute("SELECT title, next_revisit_at - first_seen_at AS age FROM articles").fetchone()
+        assert article["title"] == "改过的标题" and article["age"].total_seconds() == 6 * 3600
+        assert conn.execute("SELECT title FROM article_revisions").fetchone()["title"] == "文章一"
+    assert proc.returncode == 0
