@@ -8,6 +8,7 @@ platform-disclaimer leaks and links found.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import statistics
 import sys
@@ -48,14 +49,24 @@ def _cases() -> list[dict[str, Any]]:
     return cases
 
 
-def _median_ms(func: Callable[[], object], repeat: int) -> float:
-    func()  # warm-up
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        func()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+def _median_ms(funcs: dict[str, tuple[Callable[[], object], int]], rounds: int) -> dict[str, float]:
+    """Median milliseconds per call of each function, timed in interleaved rounds.
+
+    Each round runs every function its given number of times, so all of them are measured under
+    the same machine load (a noisy machine otherwise skews the ratio between them); a garbage
+    collection between batches keeps one tool's garbage from being collected on the other's clock.
+    """
+    times: dict[str, list[float]] = {name: [] for name in funcs}
+    for func, _ in funcs.values():
+        func()  # warm-up
+    for _ in range(rounds):
+        for name, (func, calls) in funcs.items():
+            gc.collect()
+            for _ in range(calls):
+                start = time.perf_counter()
+                func()
+                times[name].append((time.perf_counter() - start) * 1000)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def _score(extracted: list[str], wanted: list[str]) -> tuple[int, int, int]:
@@ -72,7 +83,12 @@ def _score(extracted: list[str], wanted: list[str]) -> tuple[int, int, int]:
 def main() -> None:
     """Run the benchmark and print the table."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--repeat", type=int, default=15, help="timed repetitions per page (median reported)")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=15,
+        help="timed haowatch runs per page (a third as many for trafilatura, interleaved); median reported",
+    )
     args = parser.parse_args()
     cases = _cases()
     try:
@@ -97,7 +113,9 @@ def main() -> None:
             else []
         )
         links = len(result.links) if isinstance(result, ArticlePage) else 0
-        measured = {"haowatch": (_median_ms(ours, args.repeat), paragraphs, links)}
+        rounds = max(3, args.repeat // 3)
+        timed: dict[str, tuple[Callable[[], object], int]] = {"haowatch": (ours, 3)}
+        outputs: dict[str, tuple[list[str], int]] = {"haowatch": (paragraphs, links)}
         if trafilatura is not None:
             text = decode_body(raw, meta.get("content_type"))[0]
 
@@ -105,7 +123,10 @@ def main() -> None:
                 return trafilatura.extract(text, include_comments=False)
 
             output = theirs() or ""
-            measured["trafilatura"] = (_median_ms(theirs, max(3, args.repeat // 3)), output.split("\n"), 0)
+            timed["trafilatura"] = (theirs, 1)
+            outputs["trafilatura"] = (output.split("\n"), 0)
+        medians = _median_ms(timed, rounds)
+        measured = {tool: (medians[tool], *outputs[tool]) for tool in timed}
         for tool, (ms, extracted, found_links) in measured.items():
             correct, found, leaks = _score(extracted, wanted)
             got = len([p for p in extracted if _norm(p)])

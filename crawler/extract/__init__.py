@@ -16,7 +16,7 @@ from lxml import etree
 
 from crawler.extract import account as _account
 from crawler.extract import article as _article
-from crawler.extract.common import BEIJING, cls, parse_html, prepare, text_of
+from crawler.extract.common import BEIJING, cls, has_marker, parse_html, prepare, text_of
 from crawler.extract.types import (
     AccountInfo,
     AccountPage,
@@ -55,16 +55,16 @@ _GONE_WORDS = re.compile(r"已被删除|已删除|不存在|已下线|无法查�
 def _classify(body: bytes | str, url: str | None, content_type: str | None) -> PageResult:
     if not isinstance(body, bytes | bytearray | memoryview | str):
         return UnexpectedPage(reason=f"unsupported body type {type(body).__name__}", url=url)
-    text, data = prepare(bytes(body) if not isinstance(body, str) else body, content_type)
-    if not text.strip():
+    whole, data, blank = prepare(bytes(body) if not isinstance(body, str) else body, content_type)
+    if blank:
         return UnexpectedPage(reason="empty page", url=url)
     doc = parse_html(data)
     if doc is None:
         return UnexpectedPage(reason="empty page: no HTML content", url=url)
-    if "wrap_2018_404" in text and _NOT_FOUND(doc):
+    if has_marker(whole, "wrap_2018_404") and _NOT_FOUND(doc):
         return NotFoundPage(reason="404 page (wrap_2018_404)", url=url)
 
-    page = _article.Page(doc, text)
+    page = _article.Page(doc, whole)
     template = _article.detect_template(page)
     if template is not None:
         if _article.is_truncated(data, template):
@@ -128,10 +128,25 @@ def to_dict(result: PageResult) -> dict[str, Any]:
     return data
 
 
+class _HashDrops(dict[int, str | None]):
+    """``str.translate`` table deleting whitespace, punctuation and control/format characters.
+
+    Filled lazily (one Unicode lookup per distinct character ever seen) so translating runs in C.
+    """
+
+    def __missing__(self, code: int) -> str | None:
+        char = chr(code)
+        kept = None if unicodedata.category(char)[0] in "PZC" or char.isspace() else char
+        self[code] = kept
+        return kept
+
+
+_HASH_DROPS = _HashDrops()
+
+
 def _hash_text(text: str) -> str:
-    text = unicodedata.normalize("NFKC", text).casefold()
     # Whitespace, punctuation and invisible format characters differ between re-posts of one text.
-    return "".join(ch for ch in text if unicodedata.category(ch)[0] not in "PZC" and not ch.isspace())
+    return unicodedata.normalize("NFKC", text).casefold().translate(_HASH_DROPS)
 
 
 def content_hash(paragraphs: list[str]) -> str:

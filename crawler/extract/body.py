@@ -52,6 +52,7 @@ _BLOCK = frozenset(
         "nav",
     ]
 )
+_BOUNDARY = _BLOCK | {"br"}
 _JUNK_TAGS = frozenset(
     [
         "script",
@@ -107,8 +108,10 @@ _HIDDEN = re.compile(
 )
 _POSTER_CLASSES = frozenset({"s-cover", "js-article-videoCover"})
 _PRUNABLE = ("p", "div", "span", "section", "b", "strong", "em", "i", "font", "center")
-_MEDIA_TAGS = ("img", "video", "audio", "source", "table", "hr")
 _KEEP_ATTRS = frozenset({"src", "href", "alt", "title", "poster", "controls", "colspan", "rowspan"})
+_LINK_TAGS = frozenset({"video", "source", "audio", "a"})
+# Values lxml refuses to set: rewriting such an attribute fails, and the page with it (as before).
+_UNSETTABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _AUTHOR_STATEMENT = re.compile(r"^[【\[(（]?\s*声明\s*[】\])）]?\s*[:：]")
 _FORMAT_WS = re.compile(r">\s*\n\s*<")
 
@@ -124,62 +127,15 @@ class Body:
     author_statement: str | None = None
 
 
-def _is_junk(el: etree._Element) -> bool:
-    tag = el.tag
-    if not isinstance(tag, str):
-        return True
-    if tag in _JUNK_TAGS:
-        return True
-    classes = (el.get("class") or "").split()
-    if any(c in _JUNK_CLASSES for c in classes):
-        return True
-    if el.get("adtype") is not None or el.get("data-adid") is not None:
-        return True
-    style = el.get("style")
-    return bool(style and _HIDDEN.search(style))
-
-
-def _lines(root: etree._Element) -> list[str]:
-    lines: list[str] = []
-    buf: list[str] = []
-
-    def flush() -> None:
-        if buf:
-            text = norm("".join(buf))
-            if text:
-                lines.append(text)
-            buf.clear()
-
-    for event, el in etree.iterwalk(root, events=("start", "end")):
-        tag = el.tag if isinstance(el.tag, str) else ""
-        if event == "start":
-            if tag in _BLOCK or tag == "br":
-                flush()
-            if el.text and tag != "br":
-                buf.append(el.text)
-        else:
-            if tag in _BLOCK:
-                flush()
-            if el is not root and el.tail:
-                buf.append(el.tail)
-    flush()
-    return lines
-
-
-def _in_poster(img: etree._Element, container: etree._Element) -> bool:
-    parent = img.getparent()
-    while parent is not None and parent is not container:
-        if _POSTER_CLASSES.intersection((parent.get("class") or "").split()):
-            return True
-        parent = parent.getparent()
-    return False
-
-
-def _is_empty(el: etree._Element) -> bool:
-    """No text and nothing but line breaks inside (children were pruned before their parents)."""
-    if el.text and not el.text.isspace():
-        return False
-    return all(child.tag == "br" and (not child.tail or child.tail.isspace()) for child in el)
+def _only_breaks(el: etree._Element) -> bool:
+    """Nothing but line breaks (with blank tails) inside (children were pruned before their parents)."""
+    for child in el:
+        if child.tag != "br":
+            return False
+        tail = child.tail
+        if tail and not tail.isspace():
+            return False
+    return True
 
 
 def _drop_statement_block(root: etree._Element, statement: str) -> None:
@@ -189,60 +145,150 @@ def _drop_statement_block(root: etree._Element, statement: str) -> None:
             return
 
 
-def _clean_attributes(el: etree._Element, base: str | None) -> bool:
-    """Keep only presentation-free attributes; returns True for a video element or wrapper."""
+def _clean_attributes(el: etree._Element, base: str | None, names: list[str], classes: str | None) -> bool:
+    """Keep only presentation-free attributes; returns True for a video element or wrapper.
+
+    ``names`` and ``classes`` are the element's attribute names and class (``<img>`` is handled by
+    the caller).
+    """
     tag = el.tag
-    classes = el.get("class")
     video = bool(classes and "video" in classes and _MEDIA_CLASS.search(classes))
-    kept = {k: v for k, v in el.attrib.items() if k in _KEEP_ATTRS}
+    if tag not in _LINK_TAGS:
+        if _KEEP_ATTRS.isdisjoint(names):
+            el.attrib.clear()
+            return video
+        kept = [(k, v) for k, v in el.items() if k in _KEEP_ATTRS]
+        if len(kept) != len(names):
+            el.attrib.clear()
+            el.attrib.update(kept)
+        elif any(_UNSETTABLE.search(v) for _, v in kept):
+            el.attrib.update(kept)  # raises, as rewriting it would
+        return video
+    kept_map = {k: v for k, v in el.items() if k in _KEEP_ATTRS}
     if tag in ("video", "source", "audio"):
         video = video or tag == "video"
         src = el.get("src") or el.get("data-src")
         if src and (resolved := absolute(src, base)):
-            kept["src"] = resolved
-    elif tag == "a" and "href" in kept:
-        resolved = absolute(kept["href"], base)
+            kept_map["src"] = resolved
+    elif tag == "a" and "href" in kept_map:
+        resolved = absolute(kept_map["href"], base)
         if resolved:
-            kept["href"] = resolved
+            kept_map["href"] = resolved
         else:
-            del kept["href"]
-    elif tag == "img":
-        # ``src`` was already replaced by the real image URL (or removed) in extract_body.
-        kept = {k: kept[k] for k in ("alt", "src") if k in kept}
-    if len(kept) != len(el.attrib) or kept.items() != el.attrib.items():
-        el.attrib.clear()
-        el.attrib.update(kept)
+            del kept_map["href"]
+    el.attrib.clear()
+    el.attrib.update(kept_map)
     return video
+
+
+def _prune_empty(container: etree._Element) -> None:
+    """Drop inline and block wrappers left without text or content, innermost first."""
+    for el in reversed(list(container.iterdescendants(*_PRUNABLE))):
+        text = el.text
+        if (text and not text.isspace()) or (len(el) and not _only_breaks(el)):
+            continue
+        drop(el)
+
+
+def _flush(buf: list[str], lines: list[str]) -> None:
+    if text := " ".join("".join(buf).split()):
+        lines.append(text)
+    buf.clear()
 
 
 def extract_body(container: etree._Element, base: str | None) -> Body:
     """Clean ``container`` in place and return its paragraphs, cleaned HTML, images and video flag."""
-    junk = [el for el in container.iterdescendants() if _is_junk(el)]
+    # One walk does what used to be four passes over the body (find junk, collect images, clean
+    # attributes, split lines); junk subtrees are only searched for nested junk and dropped after the
+    # walk. Lines come out as if the junk had been dropped first: its tail stays in the text flow.
+    junk: list[etree._Element] = []
+    junk_root: etree._Element | None = None
+    posters: list[etree._Element] = []  # open ancestors that are a video's poster image
+    images: list[str] = []
+    seen_images: set[str] = set()
+    has_video = False
+    lines: list[str] = []
+    buf: list[str] = []
+    for event, el in etree.iterwalk(container, events=("start", "end")):
+        if event == "end":
+            if junk_root is not None:
+                if el is junk_root:
+                    junk_root = None
+                    if tail := el.tail:
+                        buf.append(tail)
+                continue
+            if buf and el.tag in _BLOCK:
+                _flush(buf, lines)
+            if el is container:
+                continue
+            if posters and el is posters[-1]:
+                posters.pop()
+            if tail := el.tail:
+                buf.append(tail)
+            continue
+        tag = el.tag
+        if el is container:
+            if buf and tag in _BOUNDARY:
+                _flush(buf, lines)
+            if (text := el.text) and tag != "br":
+                buf.append(text)
+            continue
+        if tag in _JUNK_TAGS or tag.__class__ is not str:  # comments and processing instructions too
+            names = classes = tokens = None
+            is_junk = True
+        else:
+            names = el.keys()
+            classes = el.get("class") if names else None
+            tokens = classes.split() if classes else None
+            is_junk = bool(
+                (tokens and not _JUNK_CLASSES.isdisjoint(tokens))
+                or (names and ("adtype" in names or "data-adid" in names))
+                or (names and "style" in names and _HIDDEN.search(el.get("style") or ""))
+            )
+        if is_junk:
+            junk.append(el)
+            if junk_root is None:
+                junk_root = el
+            continue
+        if junk_root is not None:
+            continue
+        if buf and tag in _BOUNDARY:
+            _flush(buf, lines)
+        if (text := el.text) and tag != "br":
+            buf.append(text)
+        if not names:
+            has_video = has_video or tag == "video"
+            continue
+        if tag == "img":
+            # The real image URL becomes ``src``; only ``alt`` and ``src`` stay, in that order.
+            src = image_src(el, base)
+            if src and src not in seen_images and not posters:
+                images.append(src)
+                seen_images.add(src)
+            alt = el.get("alt")
+            el.attrib.clear()
+            if alt is not None:
+                el.set("alt", alt)
+            if src:
+                el.set("src", src)
+            if classes and "video" in classes and _MEDIA_CLASS.search(classes):
+                has_video = True
+        else:
+            has_video = _clean_attributes(el, base, names, classes) or has_video
+        if tokens and not _POSTER_CLASSES.isdisjoint(tokens):
+            posters.append(el)
+    if buf:
+        _flush(buf, lines)
     for el in junk:
         drop(el)
 
-    images: list[str] = []
-    for img in container.iter("img"):
-        src = image_src(img, base)
-        if src:
-            img.set("src", src)
-            if src not in images and not _in_poster(img, container):
-                images.append(src)
-        elif "src" in img.attrib:
-            del img.attrib["src"]
-    has_video = False
-    for el in container.iterdescendants():
-        has_video = _clean_attributes(el, base) or has_video
-
-    paragraphs = _lines(container)
+    paragraphs = lines
     statement = None
     if paragraphs and _AUTHOR_STATEMENT.match(paragraphs[-1]):
         statement = paragraphs.pop()
         _drop_statement_block(container, statement)
 
-    for el in reversed(list(container.iterdescendants(*_PRUNABLE))):
-        if _is_empty(el):
-            drop(el)
+    _prune_empty(container)
 
     container.tag = "div"
     container.attrib.clear()
