@@ -22,11 +22,13 @@ from crawler.extract.types import AccountPage, ArticlePage, NotFoundPage
 from crawler.ids import account_url, article_url, canonical_article_url, list_api_url
 from crawler.items import ArticleItem, FetchFailedItem, GoneItem, ListingItem, SourceCheckItem
 from crawler.parsing import PageParser
+from crawler.settings import REFERER
 
 # An article page that parses as truncated or unexpected is tried this many more times at once;
 # after that it stays pending and the next check of its account tries again.
 PAGE_RETRIES = 2
 LIST_PAGE_SIZE = 10
+_HEADERS = {"Referer": REFERER}
 
 
 def _now() -> datetime:
@@ -102,7 +104,7 @@ class HaoSpider(scrapy.Spider):
     def _account_request(self, tid: str) -> scrapy.Request:
         return scrapy.Request(
             account_url(self.site_url, tid), callback=self.parse_account, errback=self.account_failed,
-            meta={"tid": tid}, priority=10, dont_filter=True,
+            meta={"tid": tid}, priority=10, dont_filter=True, headers=_HEADERS,
         )
 
     def _article_request(self, docid: str, tid: str | None, title: str | None,
@@ -110,12 +112,13 @@ class HaoSpider(scrapy.Spider):
         return scrapy.Request(
             article_url(self.site_url, docid), callback=self.parse_article, errback=self.article_failed,
             meta={"docid": docid, "tid": tid, "listed_title": title, "refetch": refetch}, dont_filter=refetch,
+            headers=_HEADERS,
         )
 
     def _list_request(self, tid: str, wemedia_id: str, page: int) -> scrapy.Request:
         return scrapy.Request(
             list_api_url(self.list_api_base, wemedia_id, page), callback=self.parse_list,
-            errback=self.list_failed, meta={"tid": tid, "wemedia_id": wemedia_id, "page": page},
+            errback=self.list_failed, meta={"tid": tid, "wemedia_id": wemedia_id, "page": page}, headers=_HEADERS,
         )
 
     # --- account pages -------------------------------------------------------------------------
