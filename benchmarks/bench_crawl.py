@@ -23,7 +23,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -35,18 +34,8 @@ sys.path.insert(0, str(ROOT))
 
 from db import migrate  # noqa: E402
 from db.connection import connect  # noqa: E402
-from db.embedded import throwaway_server  # noqa: E402
+from tests.helpers import maintenance_url  # noqa: E402
 from tests.standin import StandinSite  # noqa: E402
-
-
-@contextlib.contextmanager
-def admin_url() -> Iterator[str]:
-    configured = os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
-    if configured:
-        yield configured
-        return
-    with throwaway_server() as server:
-        yield server.url("postgres")
 
 
 def _hwm_kib(pid: int) -> int:
@@ -144,7 +133,7 @@ def main() -> None:
         ("CPU-bound: no latency, concurrency 16", 0.0, 16),
     ]
     rows = []
-    with admin_url() as admin:
+    with maintenance_url() as admin:
         for label, latency, concurrency in scenarios:
             site = StandinSite(latency=latency)
             site.start()

@@ -19,7 +19,7 @@ from psycopg.conninfo import make_conninfo
 
 from db import migrate
 from db.connection import connect
-from db.embedded import throwaway_server
+from tests.helpers import maintenance_url
 
 _counter = itertools.count()
 
@@ -27,12 +27,8 @@ _counter = itertools.count()
 @pytest.fixture(scope="session")
 def pg_admin_url() -> Iterator[str]:
     """A URL to a maintenance database on a server where tests may create databases."""
-    configured = os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
-    if configured:
-        yield configured
-        return
-    with throwaway_server() as server:
-        yield server.url("postgres")
+    with maintenance_url() as url:
+        yield url
 
 
 def _url_for(admin_url: str, dbname: str) -> str:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+
+from db.embedded import throwaway_server
 
 HAOWATCH = str(Path(sys.executable).with_name("haowatch"))
 
@@ -22,3 +26,14 @@ def run_cli(*args: str, db_url: str | None = None, env: dict[str, str] | None = 
         [HAOWATCH, *args], capture_output=True, env=full_env, timeout=timeout,
         input=stdin.decode("utf-8", "replace") if stdin is not None else None, text=True, check=False,
     )
+
+
+@contextlib.contextmanager
+def maintenance_url() -> Iterator[str]:
+    """``TEST_DATABASE_URL`` (or ``DATABASE_URL``) when set, else a throwaway server's maintenance database."""
+    configured = os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
+    if configured:
+        yield configured
+        return
+    with throwaway_server() as server:
+        yield server.url("postgres")
