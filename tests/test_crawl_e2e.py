@@ -203,8 +203,10 @@ def test_faults_are_retried_and_nothing_is_lost(site: StandinSite, db_url: str) 
     assert [(r["docid"], r["body_text"]) for r in stored] == [
         (docid(n), "\n".join(paragraphs(f"A{n}"))) for n in range(1, 7)
     ]
-    assert site.requests(f"/dy/article/{docid(1)}.html").__len__() == 3
-    assert site.requests(f"/dy/article/{docid(2)}.html").__len__() == 2
+    assert len(site.requests(f"/dy/article/{docid(1)}.html")) == 3
+    assert len(site.requests(f"/dy/article/{docid(2)}.html")) == 2
+    stats = rows(db_url, "SELECT stats FROM crawl_runs")[0]["stats"]
+    assert stats["haowatch/retry_wait_seconds"] >= 1.0  # the 429's Retry-After: 1 was honoured
 
 
 def test_a_page_that_keeps_failing_is_retried_on_the_next_check(site: StandinSite, db_url: str) -> None:

@@ -152,3 +152,14 @@ def test_revisit_policy() -> None:
     assert next_revisit(first, first + timedelta(hours=1, minutes=1), ages) == first + timedelta(hours=6)
     assert next_revisit(first, first + timedelta(hours=7), ages) == first + timedelta(hours=24)
     assert next_revisit(first, first + timedelta(hours=25), ages) is None
+
+
+def test_jobs_never_overlap_and_a_restart_does_not_replay_a_backlog() -> None:
+    from scheduler.config import load_settings
+    from scheduler.service import Service
+
+    service = Service(load_settings({"HAOWATCH_ENV_FILE": "/nonexistent", "HAOWATCH_TICK_SECONDS": "30"}),
+                      "postgresql:///unused")
+    defaults = service.scheduler._job_defaults
+    assert defaults["coalesce"] is True and defaults["max_instances"] == 1
+    assert defaults["misfire_grace_time"] == 30
