@@ -3,8 +3,8 @@
 Part 1 (scale): N sources (default 10,000) at a 30-minute interval, their next checks spread evenly
 over the next 30 minutes as in a steady state, every account already known (one request per check).
 ``haowatch run`` serves them for a window (default 5 minutes) against the stand-in site. Reports
-the CPU share and peak memory of the service and its crawl processes, the database server's CPU
-share, and the scheduling lag (how late each check started after it was due).
+the CPU share and peak memory of the service and its crawl processes, and the scheduling lag
+(how late each check started after it was due).
 
 Part 2 (cycles): one source at a 1-second interval; the service's own memory after crawl cycle 1
 and after cycle 100; then the same 100 crawls run in-process (one reactor, Scrapy's CrawlerRunner)
@@ -69,20 +69,6 @@ def children(pid: int) -> list[int]:
         except OSError:
             continue
     return found
-
-
-def postgres_cpu() -> float:
-    """CPU seconds used so far by every postgres process on this machine."""
-    total = 0.0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if (entry / "comm").read_text().strip() in ("postgres", "postmaster"):
-                total += cpu_seconds(int(entry.name), with_children=False)
-        except OSError:
-            continue
-    return total
 
 
 class ChildPeak(threading.Thread):
@@ -153,7 +139,6 @@ def part_scale(admin: str, n_sources: int, minutes: float) -> None:
     window = minutes * 60
     env = service_env(db_url, site, HAOWATCH_TICK_SECONDS="10", HAOWATCH_DOWNLOAD_DELAY="0.05",
                       HAOWATCH_CONCURRENCY="2")
-    pg_before = postgres_cpu()
     proc = subprocess.Popen([str(Path(sys.executable).with_name("haowatch")), "run"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     sampler = ChildPeak(proc.pid)
@@ -161,7 +146,6 @@ def part_scale(admin: str, n_sources: int, minutes: float) -> None:
     started = time.monotonic()
     time.sleep(window)
     cpu = cpu_seconds(proc.pid)
-    pg_cpu = postgres_cpu() - pg_before
     elapsed = time.monotonic() - started
     service_peak = hwm_mib(proc.pid)
     proc.send_signal(signal.SIGTERM)
@@ -185,7 +169,6 @@ def part_scale(admin: str, n_sources: int, minutes: float) -> None:
     print("| --- | --- |")
     print(f"| checks done / due in window | {len(lags)} / {due} (non-ok: {failed}) |")
     print(f"| service CPU share (incl. crawl processes) | {cpu / elapsed * 100:.1f} % of one core |")
-    print(f"| PostgreSQL CPU share | {pg_cpu / elapsed * 100:.1f} % of one core |")
     print(f"| service peak RSS | {service_peak:.0f} MiB |")
     print(f"| crawl process peak RSS | {sampler.peak:.0f} MiB |")
     print(f"| scheduling lag p50 / p95 / max | {q[49]:.1f} s / {q[94]:.1f} s / {max(lags or [0]):.1f} s |")

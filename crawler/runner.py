@@ -32,7 +32,7 @@ class CrawlSummary:
     updated: int = 0
     deleted: int = 0
     errors: int = 0
-    ran: bool = True
+    ran: bool = True  # False when the crawl was interrupted before it finished
     stats: dict[str, Any] = field(default_factory=dict)
 
     def line(self) -> str:
@@ -72,6 +72,7 @@ def _execute(settings: Settings, database_url: str, kind: str, source_tids: list
     summary = CrawlSummary(
         kind=kind,
         run_id=run_id,
+        ran=status == "ok",
         sources=len(source_tids),
         requests=int(stats.get("downloader/request_count", 0) or 0),
         new=count("new_articles"),

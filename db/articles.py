@@ -289,10 +289,3 @@ def due_revisits(conn: psycopg.Connection, now: datetime, limit: int) -> list[st
         (now, limit),
     ).fetchall()
     return [r["docid"] for r in rows]
-
-
-def article_state(conn: psycopg.Connection, docid: str) -> dict[str, Any] | None:
-    """first_seen_at and revisits of a known article (for the revisit policy), or None."""
-    return conn.execute(
-        "SELECT first_seen_at, revisits, deleted_at FROM articles WHERE docid = %s", (docid,)
-    ).fetchone()

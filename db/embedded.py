@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import importlib.util
 import os
 import pwd
@@ -88,7 +89,8 @@ class EmbeddedServer:
         preferred = self.data_dir / "run"
         if len(str(preferred)) < 80:
             return preferred
-        digest = abs(hash(str(self.data_dir.resolve()))) % 10**10
+        # A stable digest: every haowatch process must arrive at the same directory.
+        digest = hashlib.sha256(str(self.data_dir.resolve()).encode()).hexdigest()[:12]
         return Path(tempfile.gettempdir()) / f"haowatch-{digest}"
 
     @property

@@ -78,9 +78,3 @@ def upgrade(conn: psycopg.Connection) -> list[Migration]:
     finally:
         conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
     return applied_now
-
-
-def pending(conn: psycopg.Connection) -> list[Migration]:
-    """Migrations not yet applied to this database."""
-    done = applied_versions(conn)
-    return [m for m in available_migrations() if m.version not in done]

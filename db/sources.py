@@ -121,14 +121,14 @@ def release(conn: psycopg.Connection, owner: str, tids: list[str], *, failed_err
             retry_seconds: int = 300) -> None:
     """Release claims. A claimed source that the crawl never checked (it crashed or was aborted) is
     marked failed and retried after ``retry_seconds``, so one bad crawl cannot hot-loop."""
+    failed = "next_check_at <= now() AND %(error)s::text IS NOT NULL"
     conn.execute(
         "UPDATE sources SET claimed_by = NULL, claimed_until = NULL,"
-        " next_check_at = CASE WHEN next_check_at <= now() THEN now() + make_interval(secs => %s)"
+        " next_check_at = CASE WHEN next_check_at <= now() THEN now() + make_interval(secs => %(retry)s)"
         "   ELSE next_check_at END,"
-        " consecutive_failures = CASE WHEN next_check_at <= now() AND %s::text IS NOT NULL"
-        "   THEN consecutive_failures + 1 ELSE consecutive_failures END,"
-        " last_status = CASE WHEN next_check_at <= now() AND %s::text IS NOT NULL THEN 'error' ELSE last_status END,"
-        " last_error = CASE WHEN next_check_at <= now() AND %s::text IS NOT NULL THEN %s ELSE last_error END"
-        " WHERE tid = ANY(%s) AND claimed_by = %s",
-        (retry_seconds, failed_error, failed_error, failed_error, failed_error, tids, owner),
+        f" consecutive_failures = CASE WHEN {failed} THEN consecutive_failures + 1 ELSE consecutive_failures END,"
+        f" last_status = CASE WHEN {failed} THEN 'error' ELSE last_status END,"
+        f" last_error = CASE WHEN {failed} THEN %(error)s ELSE last_error END"
+        " WHERE tid = ANY(%(tids)s) AND claimed_by = %(owner)s",
+        {"retry": retry_seconds, "error": failed_error, "tids": tids, "owner": owner},
     )

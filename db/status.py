@@ -7,12 +7,6 @@ from typing import Any
 import psycopg
 
 
-def ping(conn: psycopg.Connection) -> bool:
-    """True when the database answers a trivial query."""
-    row = conn.execute("SELECT 1 AS ok").fetchone()
-    return bool(row and row["ok"] == 1)
-
-
 def overview(conn: psycopg.Connection) -> dict[str, Any]:
     """Sources by state, the schedule backlog, crawl totals, the last crawl, article counts."""
     sources = conn.execute(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -206,8 +206,3 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         sources_per_crawl=_int(env, "HAOWATCH_SOURCES_PER_CRAWL", _DEFAULTS.sources_per_crawl, 1, 100000),
         parse_workers=_int(env, "HAOWATCH_PARSE_WORKERS", _DEFAULTS.parse_workers, 0, 16),
     )
-
-
-def setting_names() -> list[str]:
-    """Names of the Settings fields (for docs and tests)."""
-    return [f.name for f in fields(Settings)]

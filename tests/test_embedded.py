@@ -82,3 +82,17 @@ def test_a_data_dir_that_cannot_be_used_is_one_line() -> None:
     out = run_cli("sources", "list", env={"HAOWATCH_DATA_DIR": "/proc/haowatch-cannot-be-here"})
     assert out.returncode == 1
     assert len(out.stderr.strip().splitlines()) == 1 and "HAOWATCH_DATA_DIR" in out.stderr
+
+
+def test_every_process_finds_the_same_socket_for_a_long_data_dir() -> None:
+    import sys
+
+    long_dir = "/tmp/" + "d" * 90
+    code = ("from pathlib import Path; from db.embedded import EmbeddedServer; "
+            f"print(EmbeddedServer(Path({long_dir!r}), Path('/x')).socket_dir)")
+    dirs = {
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                       env={**os.environ, "PYTHONHASHSEED": seed}).stdout.strip()
+        for seed in ("1", "2", "3")
+    }
+    assert len(dirs) == 1 and len(dirs.pop()) < 100
