@@ -22,37 +22,46 @@ def _load(case: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     return expected, to_dict(result)
 
 
-def _first_difference(expected: Any, actual: Any, path: str) -> str | None:
+def differences(expected: Any, actual: Any, path: str) -> list[str]:
+    """Every place where ``actual`` differs from ``expected``, as "path: what differs" lines."""
     if isinstance(expected, dict) and isinstance(actual, dict):
+        found: list[str] = []
         for key in sorted(set(expected) | set(actual)):
             if key not in actual or key not in expected:
-                return f"{path}.{key}: present only in {'expected' if key in expected else 'actual'}"
-            found = _first_difference(expected[key], actual[key], f"{path}.{key}")
-            if found:
-                return found
-        return None
+                found.append(f"{path}.{key}: present only in {'expected' if key in expected else 'actual'}")
+            else:
+                found.extend(differences(expected[key], actual[key], f"{path}.{key}"))
+        return found
     if isinstance(expected, list) and isinstance(actual, list):
+        found = []
         for index, (e, a) in enumerate(zip(expected, actual, strict=False)):
-            found = _first_difference(e, a, f"{path}[{index}]")
-            if found:
-                return found
+            found.extend(differences(e, a, f"{path}[{index}]"))
         if len(expected) != len(actual):
-            return f"{path}: expected {len(expected)} items, got {len(actual)}"
-        return None
+            found.append(f"{path}: expected {len(expected)} items, got {len(actual)}")
+        return found
     if expected != actual:
-        return f"{path}: expected {expected!r:.300}, got {actual!r:.300}"
-    return None
+        return [f"{path}: expected {expected!r:.300}, got {actual!r:.300}"]
+    return []
 
 
 @pytest.mark.parametrize("case", CASES, ids=[f"{c.parent.name}/{c.name}" for c in CASES])
 def test_fixture_matches_expected(case: Path) -> None:
     expected, actual = _load(case)
-    assert actual["kind"] == expected["kind"], f"kind: expected {expected['kind']}, got {actual} "
-    for field in expected:
-        difference = _first_difference(expected[field], actual.get(field), field)
-        assert difference is None, f"{case.parent.name}/{case.name}: field {difference}"
-    assert set(actual) == set(expected)
+    found = differences(expected, actual, "")
+    assert not found, f"{case.parent.name}/{case.name}: {len(found)} differing field(s):\n" + "\n".join(found)
     json.dumps(actual, ensure_ascii=False)
+
+
+def test_every_differing_field_is_reported() -> None:
+    expected = {"kind": "article", "title": "a", "account": {"name": "x", "tid": None}, "links": [1, 2]}
+    actual = {"kind": "article", "title": "b", "account": {"name": "y", "tid": None}, "links": [1, 3, 4], "extra": 1}
+    assert differences(expected, actual, "") == [
+        ".account.name: expected 'x', got 'y'",
+        ".extra: present only in actual",
+        ".links[1]: expected 2, got 3",
+        ".links: expected 2 items, got 3",
+        ".title: expected 'a', got 'b'",
+    ]
 
 
 ARTICLES = [c for c in CASES if json.loads((c / "expected.json").read_text(encoding="utf-8"))["kind"] == "article"]

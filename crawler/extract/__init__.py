@@ -67,10 +67,11 @@ def _classify(body: bytes | str, url: str | None, content_type: str | None) -> P
     page = _article.Page(doc, whole)
     template = _article.detect_template(page)
     if template is not None:
-        if _article.is_truncated(data, template):
-            where = "after the article body" if _article.body_complete(data, template) else "inside the article body"
+        if _article.is_truncated(data, template.marks):
+            inside = not _article.body_complete(data, template.marks)
+            where = "inside the article body" if inside else "after the article body"
             return UnexpectedPage(reason=f"truncated: document ends {where}", url=url)
-        result = _article.PARSERS[template](page, url)
+        result = template.parse(page, url)
         if isinstance(result, UnexpectedPage) and _GONE_WORDS.search(text_of(doc.find("body"))[:2000]):
             return NotFoundPage(reason=f"article gone ({result.reason})", url=url)
         return result

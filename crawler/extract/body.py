@@ -196,93 +196,132 @@ def _flush(buf: list[str], lines: list[str]) -> None:
     buf.clear()
 
 
-def extract_body(container: etree._Element, base: str | None) -> Body:
-    """Clean ``container`` in place and return its paragraphs, cleaned HTML, images and video flag."""
-    # One walk does what used to be four passes over the body (find junk, collect images, clean
-    # attributes, split lines); junk subtrees are only searched for nested junk and dropped after the
-    # walk. Lines come out as if the junk had been dropped first: its tail stays in the text flow.
-    junk: list[etree._Element] = []
-    junk_root: etree._Element | None = None
-    posters: list[etree._Element] = []  # open ancestors that are a video's poster image
-    images: list[str] = []
-    seen_images: set[str] = set()
-    has_video = False
-    lines: list[str] = []
-    buf: list[str] = []
-    for event, el in etree.iterwalk(container, events=("start", "end")):
-        if event == "end":
-            if junk_root is not None:
-                if el is junk_root:
-                    junk_root = None
-                    if tail := el.tail:
-                        buf.append(tail)
-                continue
-            if buf and el.tag in _BLOCK:
-                _flush(buf, lines)
-            if el is container:
-                continue
-            if posters and el is posters[-1]:
-                posters.pop()
-            if tail := el.tail:
-                buf.append(tail)
-            continue
-        tag = el.tag
-        if el is container:
-            if buf and tag in _BOUNDARY:
-                _flush(buf, lines)
-            if (text := el.text) and tag != "br":
-                buf.append(text)
-            continue
-        if tag in _JUNK_TAGS or tag.__class__ is not str:  # comments and processing instructions too
-            names = classes = tokens = None
-            is_junk = True
-        else:
-            names = el.keys()
-            classes = el.get("class") if names else None
-            tokens = classes.split() if classes else None
-            is_junk = bool(
-                (tokens and not _JUNK_CLASSES.isdisjoint(tokens))
-                or (names and ("adtype" in names or "data-adid" in names))
-                or (names and "style" in names and _HIDDEN.search(el.get("style") or ""))
-            )
-        if is_junk:
-            junk.append(el)
-            if junk_root is None:
-                junk_root = el
-            continue
-        if junk_root is not None:
-            continue
+def _is_junk(el: etree._Element, names: list[str], tokens: list[str] | None) -> bool:
+    """Not the author's content: junk classes, ad attributes, hidden by inline style."""
+    return bool(
+        (tokens and not _JUNK_CLASSES.isdisjoint(tokens))
+        or (names and ("adtype" in names or "data-adid" in names))
+        or (names and "style" in names and _HIDDEN.search(el.get("style") or ""))
+    )
+
+
+class _Walk:
+    """State of the single walk over a body: lines, images, video flag, junk to drop afterwards.
+
+    One walk does what used to be four passes over the body (find junk, collect images, clean
+    attributes, split lines); junk subtrees are only searched for nested junk and dropped after the
+    walk. Lines come out as if the junk had been dropped first: its tail stays in the text flow.
+    """
+
+    __slots__ = ("base", "buf", "container", "has_video", "images", "junk", "junk_root", "lines", "posters", "seen")
+
+    def __init__(self, container: etree._Element, base: str | None) -> None:
+        self.container = container
+        self.base = base
+        self.junk: list[etree._Element] = []
+        self.junk_root: etree._Element | None = None
+        self.posters: list[etree._Element] = []  # open ancestors that are a video's poster image
+        self.images: list[str] = []
+        self.seen: set[str] = set()
+        self.has_video = False
+        self.lines: list[str] = []
+        self.buf: list[str] = []
+
+    def open_container(self, el: etree._Element) -> None:
+        """Start of the container itself: its own text starts the flow."""
+        if self.buf and el.tag in _BOUNDARY:
+            _flush(self.buf, self.lines)
+        if (text := el.text) and el.tag != "br":
+            self.buf.append(text)
+
+    def open_junk(self, el: etree._Element) -> None:
+        """Start of a junk element: dropped after the walk; the outermost one mutes its subtree."""
+        self.junk.append(el)
+        if self.junk_root is None:
+            self.junk_root = el
+
+    def open_content(
+        self, el: etree._Element, tag: str, names: list[str], classes: str | None, tokens: list[str] | None
+    ) -> None:
+        """Start of a kept element: a line boundary for blocks, its text, its attributes cleaned."""
+        buf = self.buf
         if buf and tag in _BOUNDARY:
-            _flush(buf, lines)
+            _flush(buf, self.lines)
         if (text := el.text) and tag != "br":
             buf.append(text)
         if not names:
-            has_video = has_video or tag == "video"
-            continue
+            self.has_video = self.has_video or tag == "video"
+            return
         if tag == "img":
-            # The real image URL becomes ``src``; only ``alt`` and ``src`` stay, in that order.
-            src = image_src(el, base)
-            if src and src not in seen_images and not posters:
-                images.append(src)
-                seen_images.add(src)
-            alt = el.get("alt")
-            el.attrib.clear()
-            if alt is not None:
-                el.set("alt", alt)
-            if src:
-                el.set("src", src)
-            if classes and "video" in classes and _MEDIA_CLASS.search(classes):
-                has_video = True
+            self.open_image(el, classes)
         else:
-            has_video = _clean_attributes(el, base, names, classes) or has_video
+            self.has_video = _clean_attributes(el, self.base, names, classes) or self.has_video
         if tokens and not _POSTER_CLASSES.isdisjoint(tokens):
-            posters.append(el)
-    if buf:
-        _flush(buf, lines)
-    for el in junk:
+            self.posters.append(el)
+
+    def open_image(self, el: etree._Element, classes: str | None) -> None:
+        """An image: the real URL becomes ``src``; only ``alt`` and ``src`` stay, in that order."""
+        src = image_src(el, self.base)
+        if src and src not in self.seen and not self.posters:
+            self.images.append(src)
+            self.seen.add(src)
+        alt = el.get("alt")
+        el.attrib.clear()
+        if alt is not None:
+            el.set("alt", alt)
+        if src:
+            el.set("src", src)
+        if classes and "video" in classes and _MEDIA_CLASS.search(classes):
+            self.has_video = True
+
+    def close_junk_root(self, el: etree._Element) -> None:
+        """End of the outermost junk element: the text after it is content again."""
+        self.junk_root = None
+        if tail := el.tail:
+            self.buf.append(tail)
+
+    def close_content(self, el: etree._Element) -> None:
+        """End of a kept element: blocks end a line; the text after it joins the flow."""
+        if self.buf and el.tag in _BLOCK:
+            _flush(self.buf, self.lines)
+        if el is self.container:
+            return
+        if self.posters and el is self.posters[-1]:
+            self.posters.pop()
+        if tail := el.tail:
+            self.buf.append(tail)
+
+
+def extract_body(container: etree._Element, base: str | None) -> Body:
+    """Clean ``container`` in place and return its paragraphs, cleaned HTML, images and video flag."""
+    walk = _Walk(container, base)
+    for event, el in etree.iterwalk(container, events=("start", "end")):
+        if event == "end":
+            if walk.junk_root is None:
+                walk.close_content(el)
+            elif el is walk.junk_root:
+                walk.close_junk_root(el)
+            continue
+        if el is container:
+            walk.open_container(el)
+            continue
+        tag = el.tag
+        if tag in _JUNK_TAGS or tag.__class__ is not str:  # comments and processing instructions too
+            walk.open_junk(el)
+            continue
+        names = el.keys()
+        classes = el.get("class") if names else None
+        tokens = classes.split() if classes else None
+        if names and _is_junk(el, names, tokens):
+            walk.open_junk(el)
+        elif walk.junk_root is None:
+            walk.open_content(el, tag, names, classes, tokens)
+    if walk.buf:
+        _flush(walk.buf, walk.lines)
+    for el in walk.junk:
         drop(el)
 
-    paragraphs = lines
+    paragraphs = walk.lines
     statement = None
     if paragraphs and _AUTHOR_STATEMENT.match(paragraphs[-1]):
         statement = paragraphs.pop()
@@ -294,4 +333,4 @@ def extract_body(container: etree._Element, base: str | None) -> Body:
     container.attrib.clear()
     body_html = html.tostring(container, encoding="unicode", with_tail=False)
     body_html = _FORMAT_WS.sub("><", body_html).strip()
-    return Body(paragraphs, body_html, images, has_video, statement)
+    return Body(paragraphs, body_html, images=walk.images, has_video=walk.has_video, author_statement=statement)

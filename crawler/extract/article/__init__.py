@@ -1,0 +1,32 @@
+"""Article pages, one module per template; the parse flow they share is in :mod:`.skeleton`.
+
+Templates, in detection order: desktop "post2020_dy" (网易号 and editorial ``/<channel>/article/``),
+mobile, and the 2019 legacy 网易订阅 page.
+"""
+
+from __future__ import annotations
+
+from crawler.extract.article.desktop import DesktopTemplate
+from crawler.extract.article.document import Page
+from crawler.extract.article.legacy import LegacyTemplate
+from crawler.extract.article.mobile import MobileTemplate
+from crawler.extract.article.skeleton import ArticleTemplate
+from crawler.extract.article.truncation import body_complete, document_complete, is_truncated
+
+__all__ = [
+    "TEMPLATES",
+    "ArticleTemplate",
+    "Page",
+    "body_complete",
+    "detect_template",
+    "document_complete",
+    "is_truncated",
+]
+
+TEMPLATES: tuple[ArticleTemplate, ...] = (DesktopTemplate(), MobileTemplate(), LegacyTemplate())
+"""Every known template, in the order they are tried."""
+
+
+def detect_template(page: Page) -> ArticleTemplate | None:
+    """Which article template a document uses, or None when it is not an article page."""
+    return next((template for template in TEMPLATES if template.detect(page)), None)
