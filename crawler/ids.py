@@ -17,6 +17,8 @@ VIDEO_RE = re.compile(r"^V[0-9A-Z]{8}$")
 _DOCID_IN_PATH = re.compile(
     r"/(?:[a-z0-9]+/)?(?:article|a)/(?:detail/)?([0-9A-V]{8}[0-9A-Z]{8})(?:_pdya11y)?\.html$"
 )
+# Editorial pages before 2021: ``<channel>.163.com/<yy>/<mmdd>/<hh>/<DOCID>.html``.
+_EDITORIAL_PATH = re.compile(r"^/\d{2}/\d{4}/\d{2}/([0-9A-V]{8}[0-9A-Z]{8})\.html$")
 _VIDEO_IN_PATH = re.compile(r"/v/video/(V[0-9A-Z]{8})\.html$")
 _TID_IN_PATH = re.compile(r"^/(?:dy/media|news/sub)/(T\d{13})\.html$")
 
@@ -62,12 +64,12 @@ def parse_tid(text: str) -> str:
 
 
 def docid_from_url(url: str) -> str | None:
-    """Return the article docid in any known URL form (desktop, mobile, 3g, c.m, a11y, legacy), else None."""
+    """Return the article docid in any known URL form (desktop, mobile, 3g, c.m, a11y, legacy, editorial), else None."""
     try:
         parts = urlsplit(url.strip())
     except ValueError:
         return None
-    match = _DOCID_IN_PATH.search(parts.path)
+    match = _DOCID_IN_PATH.search(parts.path) or _EDITORIAL_PATH.match(parts.path)
     return match.group(1) if match else None
 
 

@@ -110,6 +110,8 @@ _POSTER_CLASSES = frozenset({"s-cover", "js-article-videoCover"})
 _PRUNABLE = ("p", "div", "span", "section", "b", "strong", "em", "i", "font", "center")
 _KEEP_ATTRS = frozenset({"src", "href", "alt", "title", "poster", "controls", "colspan", "rowspan"})
 _LINK_TAGS = frozenset({"video", "source", "audio", "a"})
+_MEDIA_TAGS = frozenset({"video", "audio"})
+_MEDIA_SOURCES = frozenset({"source", "track"})
 # Values lxml refuses to set: rewriting such an attribute fails, and the page with it (as before).
 _UNSETTABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _AUTHOR_STATEMENT = re.compile(r"^[【\[(（]?\s*声明\s*[】\])）]?\s*[:：]")
@@ -196,6 +198,22 @@ def _flush(buf: list[str], lines: list[str]) -> None:
     buf.clear()
 
 
+def _drop_fallback(media: etree._Element) -> None:
+    """Remove what a ``<video>``/``<audio>`` shows only where it cannot play ("您的浏览器暂时无法播放…").
+
+    Done when the walk enters the element, before it descends, so the fallback never reaches a line.
+    """
+    media.text = None
+    for el in list(media):
+        if el.tag in _MEDIA_SOURCES:
+            # libxml2's HTML parser does not know these are void: what follows can end up inside.
+            el.text = el.tail = None
+            for inner in list(el):
+                el.remove(inner)
+        else:
+            media.remove(el)
+
+
 def _is_junk(el: etree._Element, names: list[str], tokens: list[str] | None) -> bool:
     """Not the author's content: junk classes, ad attributes, hidden by inline style."""
     return bool(
@@ -247,6 +265,8 @@ class _Walk:
         buf = self.buf
         if buf and tag in _BOUNDARY:
             _flush(buf, self.lines)
+        if tag in _MEDIA_TAGS:
+            _drop_fallback(el)
         if (text := el.text) and tag != "br":
             buf.append(text)
         if not names:

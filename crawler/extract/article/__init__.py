@@ -1,13 +1,15 @@
 """Article pages, one module per template; the parse flow they share is in :mod:`.skeleton`.
 
-Templates, in detection order: desktop "post2020_dy" (网易号 and editorial ``/<channel>/article/``),
-mobile, and the 2019 legacy 网易订阅 page.
+Templates, in detection order: the editorial news templates of 2015–2016 and 2019–2020
+(``<channel>.163.com/<yy>/<mmdd>/<hh>/<DOCID>.html``), desktop "post2020_dy" (网易号 and editorial
+``/<channel>/article/``), mobile, and the 2019 legacy 网易订阅 page.
 """
 
 from __future__ import annotations
 
 from crawler.extract.article.desktop import DesktopTemplate
 from crawler.extract.article.document import Page
+from crawler.extract.article.editorial import Editorial2015Template, EditorialTemplate
 from crawler.extract.article.legacy import LegacyTemplate
 from crawler.extract.article.mobile import MobileTemplate
 from crawler.extract.article.skeleton import ArticleTemplate
@@ -23,7 +25,14 @@ __all__ = [
     "is_truncated",
 ]
 
-TEMPLATES: tuple[ArticleTemplate, ...] = (DesktopTemplate(), MobileTemplate(), LegacyTemplate())
+# The editorial templates come first: their pages also carry the desktop template's ``div.post_body``.
+TEMPLATES: tuple[ArticleTemplate, ...] = (
+    Editorial2015Template(),
+    EditorialTemplate(),
+    DesktopTemplate(),
+    MobileTemplate(),
+    LegacyTemplate(),
+)
 """Every known template, in the order they are tried."""
 
 

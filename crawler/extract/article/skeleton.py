@@ -75,6 +75,9 @@ class ArticleTemplate:
         """Publication time, IP location and account."""
         raise NotImplementedError
 
+    def clean_body(self, located: Located) -> None:
+        """Remove what sits inside the body container but is not article text (before extraction)."""
+
     def canonical_url(self, page: Page, docid: str, url: str | None) -> str:
         """The article's public URL: its channel's ``/article/`` URL for editorial pages, else the 网易号 one."""
         for source in (page.head("link:canonical"), page.head("og:url"), url):
@@ -110,6 +113,7 @@ class ArticleTemplate:
         # Links and facts are read before the body is cleaned in place.
         links = self.links(page, located, base)
         facts = self.facts(page, located, base)
+        self.clean_body(located)
         body = extract_body(container, base)
         if not body.paragraphs and not body.images and not body.has_video:
             return UnexpectedPage(reason="article body is empty", url=url)
