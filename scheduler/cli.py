@@ -320,6 +320,10 @@ def build_parser() -> argparse.ArgumentParser:
     p_status = sub.add_parser("status", help="sources due, failing and paused; last crawl; articles today")
     p_status.add_argument("--json", action="store_true")
     p_status.set_defaults(func=cmd_status)
+
+    from scheduler.cli_outputs import add_parsers
+
+    add_parsers(sub, _Parser)
     return parser
 
 

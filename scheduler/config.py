@@ -73,6 +73,12 @@ class Settings:
     http_port: int = 8080
     sources_per_crawl: int = 200
     parse_workers: int = 1
+    http_token: str | None = None  # HAOWATCH_HTTP_TOKEN; required when http_host is not loopback
+    notify_max_attempts: int = 12
+    notify_retry_seconds: int = 30
+    notify_max_backoff_seconds: int = 3600
+    notify_lease_seconds: int = 120
+    health_stale_ticks: int = 5
 
 
 _DEFAULTS = Settings()
@@ -205,4 +211,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         http_port=_int(env, "HAOWATCH_HTTP_PORT", _DEFAULTS.http_port, 0, 65535),
         sources_per_crawl=_int(env, "HAOWATCH_SOURCES_PER_CRAWL", _DEFAULTS.sources_per_crawl, 1, 100000),
         parse_workers=_int(env, "HAOWATCH_PARSE_WORKERS", _DEFAULTS.parse_workers, 0, 16),
+        http_token=env.get("HAOWATCH_HTTP_TOKEN", "").strip() or None,
+        notify_max_attempts=_int(env, "HAOWATCH_NOTIFY_MAX_ATTEMPTS", _DEFAULTS.notify_max_attempts, 1, 1000),
+        notify_retry_seconds=_int(env, "HAOWATCH_NOTIFY_RETRY_SECONDS", _DEFAULTS.notify_retry_seconds, 1, 86400),
+        notify_max_backoff_seconds=_int(env, "HAOWATCH_NOTIFY_MAX_BACKOFF_SECONDS",
+                                        _DEFAULTS.notify_max_backoff_seconds, 1, 7 * 86400),
+        notify_lease_seconds=_int(env, "HAOWATCH_NOTIFY_LEASE_SECONDS", _DEFAULTS.notify_lease_seconds, 2, 3600),
+        health_stale_ticks=_int(env, "HAOWATCH_HEALTH_STALE_TICKS", _DEFAULTS.health_stale_ticks, 1, 10000),
     )

@@ -31,6 +31,7 @@ from db import sources as sources_db
 from db.connection import connect
 from scheduler.config import Settings
 from scheduler.health import HealthServer
+from scheduler.notify import Dispatcher
 
 REVISIT_EVERY_SECONDS = 600
 HOUSEKEEPING_EVERY_SECONDS = 3600
@@ -196,6 +197,11 @@ def run_service(settings: Settings, database_url: str) -> int:
     health = HealthServer(settings.http_host, settings.http_port, database_url, service)
     health.start()
     service.start()
+    dispatcher = Dispatcher(database_url, max_attempts=settings.notify_max_attempts,
+                            retry_seconds=settings.notify_retry_seconds,
+                            max_backoff_seconds=settings.notify_max_backoff_seconds,
+                            lease_seconds=settings.notify_lease_seconds, site_url=settings.site_url)
+    dispatcher.start()
     listener = threading.Thread(target=_listen_for_changes, args=(database_url, service, stop_requested),
                                 daemon=True)
     listener.start()
@@ -204,6 +210,7 @@ def run_service(settings: Settings, database_url: str) -> int:
             pass
     finally:
         stop_requested.set()
+        dispatcher.stop()
         service.stop()
         health.stop()
         listener.join(timeout=5)
