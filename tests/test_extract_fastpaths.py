@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import datetime
 
 from hypothesis import given, settings
@@ -14,6 +15,7 @@ from crawler.extract.article.truncation import _DOCUMENT_END, BodyMarks, body_ma
 from crawler.extract.common import (
     _CONTROL_BYTES,
     _DATETIME,
+    _ESCAPE_BYTES,
     _PLACEHOLDER,
     BEIJING,
     _drop_control_bytes,
@@ -130,10 +132,14 @@ def test_has_token_matches_xpath_cls(parts: list[str]) -> None:
 
 @SETTINGS
 @given(
-    st.binary(max_size=60) | st.lists(st.sampled_from([b"a", b"\x00", b"\x1f", b"\t", b"\n", b"\x7f"])).map(b"".join)
+    st.binary(max_size=60)
+    | st.lists(
+        st.sampled_from([b"a", b"\x00", b"\x1f", b"\t", b"\n", b"\x7f", b"\x1b", b"[", b"2J", b"]0;", b"\x07"])
+    ).map(b"".join)
 )
 def test_drop_control_bytes_matches_translate(data: bytes) -> None:
-    assert _drop_control_bytes(data) == data.translate(None, _CONTROL_BYTES)
+    # Reference: whole escape sequences out, then every other control byte but tab, LF and CR.
+    assert _drop_control_bytes(data) == _ESCAPE_BYTES.sub(b"", data).translate(None, _CONTROL_BYTES)
 
 
 @SETTINGS
@@ -203,3 +209,13 @@ def test_page_lookups_match_xpath(elements: list[tuple[str, str]]) -> None:
         assert page.first_with_class(tag, token) is (expected[0] if expected else None)
     assert page.by_class("post_body", "div") == doc.xpath(f"//div[{cls('post_body')}]")
     assert page.by_class("post_body") == doc.xpath(f"//*[self::div or self::li or self::h1][{cls('post_body')}]")
+
+
+@SETTINGS
+@given(st.text(alphabet=st.characters(exclude_characters="\x1b\x9b\x9d"), max_size=40))
+def test_strip_controls_without_escapes_drops_exactly_the_control_characters(text: str) -> None:
+    from crawler.extract.common import has_controls, strip_controls
+
+    expected = "".join(c for c in text if not (unicodedata.category(c) == "Cc" and c not in "\t\n\r"))
+    assert strip_controls(text) == expected
+    assert has_controls(text) == (expected != text)

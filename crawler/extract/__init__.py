@@ -16,7 +16,17 @@ from lxml import etree
 
 from crawler.extract import account as _account
 from crawler.extract import article as _article
-from crawler.extract.common import BEIJING, cls, has_marker, parse_html, prepare, text_of
+from crawler.extract.common import (
+    BEIJING,
+    cls,
+    has_controls,
+    has_marker,
+    norm,
+    parse_html,
+    prepare,
+    strip_controls,
+    text_of,
+)
 from crawler.extract.types import (
     AccountInfo,
     AccountPage,
@@ -102,9 +112,76 @@ def parse_page(body: bytes | str, url: str | None = None, content_type: str | No
     :class:`AccountPage`, :class:`NotFoundPage` or :class:`UnexpectedPage`; never raises.
     """
     try:
-        return _classify(body, url, content_type)
+        return _without_controls(_classify(body, url, content_type))
     except Exception as exc:  # the crawler must get a result for every input, whatever its shape
-        return UnexpectedPage(reason=f"parser error: {type(exc).__name__}: {exc}"[:300], url=url)
+        return UnexpectedPage(reason=strip_controls(f"parser error: {type(exc).__name__}: {exc}"[:300]), url=url)
+
+
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _strings(obj: Any, found: list[str]) -> None:
+    """Collect every str reachable from a result (fields, lists, nested records)."""
+    if isinstance(obj, str):
+        found.append(obj)
+    elif isinstance(obj, list):
+        for item in obj:
+            _strings(item, found)
+    elif dataclasses.is_dataclass(obj):
+        names = _FIELDS.get(type(obj))
+        if names is None:
+            names = _FIELDS[type(obj)] = tuple(f.name for f in dataclasses.fields(obj))
+        for name in names:
+            _strings(getattr(obj, name), found)
+
+
+_MARKUP_FIELDS = frozenset({"body_html", "body_text"})
+
+
+def _cleaned(obj: Any) -> Any:
+    """``obj`` with controls stripped from every str in it, whitespace collapsed again where there were
+    any (records changed in place; markup keeps its whitespace)."""
+    if isinstance(obj, str):
+        return norm(strip_controls(obj)) if has_controls(obj) else obj
+    if isinstance(obj, list):
+        return [_cleaned(item) for item in obj]
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        for name in _FIELDS.get(type(obj)) or tuple(f.name for f in dataclasses.fields(obj)):
+            value = getattr(obj, name)
+            if name in _MARKUP_FIELDS and isinstance(value, str):
+                setattr(obj, name, strip_controls(value))
+            else:
+                setattr(obj, name, _cleaned(value))
+    return obj
+
+
+def _all_text(result: PageResult) -> str:
+    """Every str of a result joined (an article's fields read directly: it has hundreds)."""
+    if isinstance(result, ArticlePage):
+        account = result.account
+        parts = [result.docid, result.url, result.title, result.ip_location or "", result.body_html]
+        parts += [result.author_statement or "", account.tid or "", account.name or "", account.tagline or ""]
+        parts += [account.wemedia_id or "", *result.images, *result.body_paragraphs]
+        parts += [f"{link.url}\n{link.title}\n{link.source}\n{link.module}\n{link.docid}" for link in result.links]
+        return "\n".join(parts)
+    strings: list[str] = []
+    _strings(result, strings)
+    return "\n".join(strings)
+
+
+def _without_controls(result: PageResult) -> PageResult:
+    """Control characters and terminal escapes never leave extraction, in any text field.
+
+    Raw control bytes are already cut before parsing; this catches what character references
+    (``&#27;``), C1 characters and JSON escapes bring in. One search over all text settles the
+    usual case where there is none.
+    """
+    if has_controls(_all_text(result)):
+        _cleaned(result)
+        if isinstance(result, ArticlePage):
+            result.body_paragraphs = [p for p in result.body_paragraphs if p]
+            result.body_text = "\n".join(result.body_paragraphs)
+    return result
 
 
 def _jsonable(value: Any) -> Any:

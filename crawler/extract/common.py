@@ -30,6 +30,9 @@ _UNITS = {None: 1, "千": 1_000, "k": 1_000, "K": 1_000, "万": 10_000, "w": 10_
 # Encodings whose legacy names are subsets of GB18030; decoding as GB18030 loses nothing.
 _GB_FAMILY = {"gb2312", "gbk", "gb18030", "cp936", "x-gbk", "gb_2312-80", "euc-cn", "hz-gb-2312"}
 
+# Single-byte labels that decode any byte sequence: never trusted over bytes that are valid UTF-8 or GB18030.
+_ANY_BYTES_CODECS = frozenset({"iso8859-1", "latin-1", "cp1252", "iso8859-15"})
+
 # Lazy-image placeholders that must never be reported as an image of the article.
 _PLACEHOLDER = re.compile(
     r"(?:empty\.png|blank\.gif|/default\d*x\d*\.|grey\.gif|placeholder|loading\.gif|spacer\.gif)$",
@@ -58,18 +61,24 @@ def _codec(name: str) -> str | None:
 
 
 def _candidates(data: bytes, content_type: str | None) -> list[str]:
-    """Codecs to try, in order: HTTP charset, ``<meta>`` charset, UTF-8, GB18030."""
+    """Codecs to try, in order: HTTP charset, ``<meta>`` charset, UTF-8, GB18030.
+
+    A Latin-1 label (``iso-8859-1``, ``windows-1252``) goes last: it decodes any bytes, and NetEase
+    serves only UTF-8 or GBK, so such a label on valid UTF-8 or GB18030 bytes is a wrong label.
+    """
     candidates: list[str] = []
     header = _CHARSET_IN_HEADER.search(content_type or "")
-    if header and (codec := _codec(header.group(1))):
-        candidates.append(codec)
+    header_codec = _codec(header.group(1)) if header else None
+    if header_codec:
+        candidates.append(header_codec)
     meta = _META_CHARSET.search(data[:4096])
     if meta and (codec := _codec(meta.group(1).decode("ascii", "replace"))):
         # Saved copies keep a stale <meta charset=gb2312> after being re-encoded as UTF-8;
         # valid multi-byte UTF-8 is practically never produced by real GBK text, so it wins.
-        candidates.extend(["utf-8", codec] if not header else [codec])
+        candidates.extend(["utf-8", codec] if not header_codec else [codec])
     candidates.extend(["utf-8", "gb18030"])
-    return candidates
+    latin = [codec for codec in candidates if codec in _ANY_BYTES_CODECS]
+    return [codec for codec in candidates if codec not in _ANY_BYTES_CODECS] + latin
 
 
 def decode_body(body: bytes | str, content_type: str | None) -> tuple[str, str]:
@@ -121,13 +130,34 @@ _SCRIPT_CLOSE = {
 }
 _CONTROL_BYTES = bytes(range(32)).translate(None, b"\t\n\r")
 _CONTROL_SINGLES = [bytes([byte]) for byte in _CONTROL_BYTES]
+# Terminal escape sequences: CSI (ESC [ … final), OSC (ESC ] … BEL or ESC \\, bounded), two-character ones.
+_ESCAPE = r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]{0,512}(?:\x07|\x1b\\)|[ -/]*[0-~])?"
+_ESCAPE_BYTES = re.compile(_ESCAPE.encode("ascii"))
+# In text: the escapes, the 8-bit CSI and every C0/C1 control but tab, newline and carriage return.
+_CONTROL_TEXT = re.compile(
+    _ESCAPE + r"|\x9b[0-?]*[ -/]*[@-~]|\x9d[^\x07\x1b\x9c]{0,512}(?:\x07|\x9c)|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]"
+)
+_ANY_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 def _drop_control_bytes(data: bytes) -> bytes:
     # Pages almost never contain any: 29 memchr scans cost a quarter of one translate pass.
     if any(byte in data for byte in _CONTROL_SINGLES):
+        if b"\x1b" in data:
+            data = _ESCAPE_BYTES.sub(b"", data)  # the whole sequence: "ESC[2J" leaves no "[2J"
         return data.translate(None, _CONTROL_BYTES)
     return data
+
+
+def strip_controls(text: str) -> str:
+    """``text`` without control characters (tab, newline and CR kept) and terminal escape sequences."""
+    return _CONTROL_TEXT.sub("", text) if _ANY_CONTROL.search(text) else text
+
+
+def has_controls(text: str) -> bool:
+    """True when :func:`strip_controls` would change ``text``."""
+    # Every sequence starts with a control character: one character class is ten times faster.
+    return _ANY_CONTROL.search(text) is not None
 
 
 def _strip_scripts(data: bytes) -> bytes:

@@ -88,11 +88,16 @@ class ArticleTemplate:
                 return f"https://www.163.com/{match.group(1)}/article/{docid}.html"
         return canonical_article_url(docid)
 
-    def docid(self, page: Page, located: Located, url: str | None) -> str | None:
-        """The page's docid: what it states about itself, else the URL it was fetched from, else its canonical."""
-        for candidate in self.own_docids(page, located):
-            if candidate and DOCID_RE.match(candidate.strip()):
-                return candidate.strip()
+    def docid(self, page: Page, located: Located, url: str | None) -> str | UnexpectedPage | None:
+        """The page's docid: what it states about itself, else the URL it was fetched from, else its canonical.
+
+        A page stating a malformed docid of its own is not taken for the article that was asked for.
+        """
+        stated = next((c.strip() for c in self.own_docids(page, located) if c and c.strip()), None)
+        if stated is not None:
+            if DOCID_RE.match(stated):
+                return stated
+            return UnexpectedPage(reason=f"article page with a malformed docid {stated[:40]!r}", url=url)
         for source in (url, page.head("link:canonical"), page.head("og:url")):
             if source and (docid := docid_from_url(source)):
                 return docid
@@ -109,6 +114,8 @@ class ArticleTemplate:
         docid = self.docid(page, located, url)
         if docid is None:
             return UnexpectedPage(reason="article page without a docid", url=url)
+        if isinstance(docid, UnexpectedPage):
+            return docid
         base = url or self.default_base(docid)
         # Links and facts are read before the body is cleaned in place.
         links = self.links(page, located, base)
