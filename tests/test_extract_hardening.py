@@ -146,5 +146,5 @@ def test_clean_pages_are_returned_unchanged() -> None:
     page = _page()
     result = parse_page(page.encode("utf-8"), URL, "text/html")
     again = parse_page(page.encode("utf-8"), URL, "text/html")
-    assert dataclasses.asdict(result) == dataclasses.asdict(again)  # type: ignore[arg-type]
+    assert dataclasses.asdict(result) == dataclasses.asdict(again)
     assert isinstance(result, ArticlePage) and result.body_paragraphs == PARAGRAPHS

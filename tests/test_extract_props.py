@@ -116,9 +116,13 @@ def test_real_pages_truncated_anywhere_in_the_body_are_unexpected() -> None:
         "mobile_2025_JST65UOV000181BR",
         "legacy_2019_EFDAIN1E054550F0",
         "dy_2021_G33O1QTA05372UZS",
+        "news_2015_ATI9P18S00254IU1",
+        "news_2019_EOFOC8MJ00258105",
+        "news_2019_ET4KC46L0001875P",
     ):
         page = PAGES[name]
-        for marker in (b"post_body", b"article-body", b'id="content"'):
+        start = -1
+        for marker in (b'id="endText"', b"post_body", b"article-body", b'id="content"'):
             start = page.find(marker)
             if start >= 0:
                 break

@@ -86,17 +86,11 @@ class EditorialTemplate(ArticleTemplate):
     name = "editorial_2019"
     marks = BodyMarks(
         re.compile(rb"id=[\"']endText[\"']"),
-        (
-            b"ep-source",
-            b"post_btmshare",
-            b"post_comment",
-            b"post_end",
-            b"sharecommend-wrap",
-            b"tiePostBox",
-            b"ep-share-end",
-            b"ep-keywords",
-        ),
-    )
+        # The source/editor line closing the text, the share bar, comments, the right-hand column.
+        (b"ep-source", b"ep-editor", b"post_btmshare", b"post_comment", b"post_end", b"sharecommend-wrap",
+         b"tiePostBox", b"ep-share-end", b"ep-keywords", b"post_content_side", b"ep-content-side",
+         b"epContentRight"),
+    )  # fmt: skip
     main_classes: ClassVar[tuple[str, ...]] = ("post_content_main", "ep-content-main")
     time_classes: ClassVar[tuple[str, ...]] = ("post_time_source", "ep-time-soure", "ep-time-source")
 
