@@ -146,34 +146,104 @@ def _update_article(conn: psycopg.Connection, existing: dict[str, Any], page: Ar
 
 
 def _store_links(conn: psycopg.Connection, docid: str, links: Sequence[Link], seen_at: datetime) -> None:
+    """Record the lists of links the page showed: targets and lists stored once, one sighting per list.
+
+    Three statements whatever the number of links: upsert the targets, upsert the lists (content
+    hashed in SQL), then insert the sightings and bump the lists' counters.
+    """
     if not links:
         return
     unique = _unique_links(links)
-    # One statement for all of an article's links (about a hundred): arrays unnested server-side.
+    target_ids = _target_ids(conn, unique)
+    lists: dict[tuple[str, str | None], list[tuple[int, int]]] = {}
+    for link, target_id in zip(unique, target_ids, strict=True):
+        lists.setdefault((link.block, link.module), []).append((link.position, target_id))
+    for entries in lists.values():
+        entries.sort()
+    list_ids = _list_ids(conn, lists, seen_at)
+    _record_sightings(conn, docid, list_ids, seen_at)
+
+
+_UPSERT_TARGETS = (
+    "WITH input AS ("
+    "  SELECT i.*, haowatch_link_key(i.url, i.docid, i.title, i.source_name, i.shown_at) AS key"
+    "  FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[])"
+    "  WITH ORDINALITY AS i(url, docid, title, source_name, shown_at, n)),"
+    " ins AS ("
+    "  INSERT INTO link_targets (url, docid, title, source_name, shown_at)"
+    "  SELECT DISTINCT ON (key) url, docid, title, source_name, shown_at FROM input i"
+    "  WHERE NOT EXISTS (SELECT 1 FROM link_targets t WHERE t.key = i.key)"
+    "  ORDER BY key ON CONFLICT (key) DO NOTHING RETURNING id, key)"
+    " SELECT i.n, coalesce(ins.id, t.id) AS id FROM input i"
+    " LEFT JOIN ins ON ins.key = i.key LEFT JOIN link_targets t ON t.key = i.key ORDER BY i.n"
+)
+
+
+def _target_ids(conn: psycopg.Connection, links: Sequence[Link]) -> list[int]:
+    params = (
+        [link.url for link in links], [link.docid for link in links], [link.title for link in links],
+        [link.source for link in links], [link.published_at for link in links],
+    )
+    ids = [row["id"] for row in conn.execute(_UPSERT_TARGETS, params).fetchall()]
+    if None in ids:
+        # Another transaction inserted one of these targets after this statement's snapshot was taken;
+        # it has committed by now (the insert waited for it), so a second pass sees it.
+        ids = [row["id"] for row in conn.execute(_UPSERT_TARGETS, params).fetchall()]
+    return ids
+
+
+_UPSERT_LISTS = (
+    "WITH input AS ("
+    "  SELECT i.block, i.module, i.target_ids::bigint[] AS target_ids, i.positions::integer[] AS positions, i.n,"
+    "  haowatch_list_key(i.block, i.module, i.target_ids::bigint[], i.positions::integer[]) AS key"
+    "  FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) WITH ORDINALITY"
+    "  AS i(block, module, target_ids, positions, n)),"
+    " ins AS ("
+    "  INSERT INTO link_lists (block, module, target_ids, positions, first_seen_at, last_seen_at)"
+    "  SELECT block, module, target_ids, positions, %s, %s FROM input i"
+    "  WHERE NOT EXISTS (SELECT 1 FROM link_lists l WHERE l.key = i.key)"
+    "  ORDER BY key ON CONFLICT (key) DO NOTHING RETURNING id, key)"
+    " SELECT i.n, coalesce(ins.id, l.id) AS id FROM input i"
+    " LEFT JOIN ins ON ins.key = i.key LEFT JOIN link_lists l ON l.key = i.key ORDER BY i.n"
+)
+
+
+def _list_ids(conn: psycopg.Connection, lists: dict[tuple[str, str | None], list[tuple[int, int]]],
+              seen_at: datetime) -> list[int]:
+    keys = list(lists)
+    params = (
+        [block for block, _ in keys], [module for _, module in keys],
+        ["{" + ",".join(str(target) for _, target in lists[key]) + "}" for key in keys],
+        ["{" + ",".join(str(position) for position, _ in lists[key]) + "}" for key in keys],
+        seen_at, seen_at,
+    )
+    ids = [row["id"] for row in conn.execute(_UPSERT_LISTS, params).fetchall()]
+    if None in ids:
+        ids = [row["id"] for row in conn.execute(_UPSERT_LISTS, params).fetchall()]
+    return ids
+
+
+def _record_sightings(conn: psycopg.Connection, docid: str, list_ids: Sequence[int], seen_at: datetime) -> None:
+    # A sighting already recorded at this time (the same fetch stored twice) changes nothing. The lists'
+    # rows are locked in id order so concurrent stores sharing the same site-wide lists never deadlock.
     conn.execute(
-        "INSERT INTO article_links (docid, block, module, position, target_url, target_docid, title,"
-        " source_name, shown_at, first_seen_at, seen_at)"
-        " SELECT %s, l.block, l.module, l.position, l.url, l.target_docid, l.title, l.source_name, l.shown_at,"
-        " %s, %s FROM unnest(%s::text[], %s::text[], %s::int[], %s::text[], %s::text[], %s::text[], %s::text[],"
-        " %s::timestamptz[]) AS l(block, module, position, url, target_docid, title, source_name, shown_at)"
-        " ON CONFLICT ON CONSTRAINT article_links_unique DO UPDATE SET position = excluded.position,"
-        " title = excluded.title, source_name = excluded.source_name,"
-        " shown_at = coalesce(excluded.shown_at, article_links.shown_at), seen_at = excluded.seen_at,"
-        " times_seen = article_links.times_seen + 1"
-        " WHERE article_links.seen_at < excluded.seen_at",
-        (
-            docid, seen_at, seen_at,
-            [link.block for link in unique], [link.module for link in unique],
-            [link.position for link in unique], [link.url for link in unique],
-            [link.docid for link in unique], [link.title for link in unique],
-            [link.source for link in unique], [link.published_at for link in unique],
-        ),
+        "WITH s AS MATERIALIZED ("
+        "  SELECT l.id, NOT EXISTS (SELECT 1 FROM link_sightings x WHERE x.docid = %(docid)s AND x.list_id = l.id)"
+        "  AS new_page FROM unnest(%(ids)s::bigint[]) AS l(id)),"
+        " ins AS (INSERT INTO link_sightings (docid, list_id, seen_at) SELECT %(docid)s, id, %(seen)s FROM s"
+        "  ON CONFLICT DO NOTHING RETURNING list_id),"
+        " locked AS MATERIALIZED (SELECT l.id FROM link_lists l WHERE l.id IN (SELECT list_id FROM ins)"
+        "  ORDER BY l.id FOR UPDATE)"
+        " UPDATE link_lists l SET times_seen = l.times_seen + 1, pages = l.pages + s.new_page::int,"
+        " first_seen_at = least(l.first_seen_at, %(seen)s), last_seen_at = greatest(l.last_seen_at, %(seen)s)"
+        " FROM locked JOIN s ON s.id = locked.id WHERE l.id = locked.id",
+        {"docid": docid, "ids": list(list_ids), "seen": seen_at},
     )
 
 
 def _unique_links(links: Sequence[Link]) -> list[Link]:
     # A page can show the same link twice in one block (e.g. a lead item repeated in its list);
-    # one row per (block, module, url) keeps ON CONFLICT from touching a row twice in one statement.
+    # one entry per (block, module, url), as article_links has always had.
     seen: set[tuple[str, str | None, str]] = set()
     unique = []
     for link in links:

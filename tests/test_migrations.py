@@ -11,8 +11,8 @@ from db import migrate
 from db.connection import connect
 from tests.helpers import run_cli
 
-TABLES = {"sources", "articles", "article_revisions", "article_links", "account_snapshots",
-          "crawl_runs", "listed_items", "schema_migrations"}
+TABLES = {"sources", "articles", "article_revisions", "link_targets", "link_lists", "link_sightings",
+          "account_snapshots", "crawl_runs", "listed_items", "schema_migrations"}
 
 
 def _tables(conn: psycopg.Connection) -> set[str]:
@@ -34,7 +34,8 @@ def test_fresh_upgrade_creates_every_table(empty_db_url: str) -> None:
         assert [m.version for m in applied] == [m.version for m in migrate.available_migrations()]
         assert _tables(conn) >= TABLES
         views = {r["viewname"] for r in conn.execute("SELECT viewname FROM pg_views WHERE schemaname='public'")}
-        assert {"latest_articles", "trending_links", "videos"} <= views
+        assert {"latest_articles", "trending_links", "videos", "article_links", "trending_history",
+                "trending_now"} <= views
 
 
 def test_repeated_upgrade_changes_nothing(empty_db_url: str) -> None:
