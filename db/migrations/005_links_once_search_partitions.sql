@@ -5,7 +5,7 @@
 -- links is stored once per distinct content (link_lists, also an article's own 相关推荐 list), and each
 -- time a page showed a list is one small row (link_sightings, partitioned by month). article_links is a
 -- view with the columns of the old table. The old tables are kept, renamed *_pre005, with every row;
--- their rows are also converted into the new tables, so users may drop the *_pre005 tables once checked.
+-- their rows are also converted into the new tables, so users may remove the *_pre005 tables once checked.
 
 -- ---------------------------------------------------------------------------------------------------
 -- Monthly partitions: one helper used for every time-partitioned table.
@@ -131,7 +131,7 @@ FROM (SELECT *, haowatch_link_key(target_url, target_docid, title, source_name, 
       FROM article_links_pre005 ORDER BY first_seen_at) old
 ORDER BY k, first_seen_at;
 
-CREATE TEMPORARY TABLE haowatch_old_groups ON COMMIT DROP AS
+CREATE TEMPORARY TABLE haowatch_old_groups ON COMMIT DELETE ROWS AS
 SELECT o.docid, o.block, o.module, o.first_seen_at, o.seen_at, o.times_seen,
        array_agg(t.id ORDER BY o.position, o.target_url) AS target_ids,
        array_agg(o.position ORDER BY o.position, o.target_url) AS positions
@@ -154,9 +154,6 @@ SELECT g.docid, l.id, g.seen_at, nullif(g.first_seen_at, g.seen_at), nullif(g.ti
 FROM haowatch_old_groups g
 JOIN link_lists l ON l.key = haowatch_list_key(g.block, g.module, g.target_ids, g.positions);
 
--- The old view followed the renamed table; it is redefined below on the new article_links.
-DROP VIEW trending_links;
-
 CREATE VIEW article_links AS
 SELECT s.docid, l.block, l.module,
        (array_agg(e.position ORDER BY s.seen_at DESC))[1] AS position,
@@ -176,7 +173,8 @@ GROUP BY s.docid, l.block, l.module, t.url;
 COMMENT ON VIEW article_links IS
     'links shown around each article, one row per article, block, module and link (as the table before 005)';
 
-CREATE VIEW trending_links AS
+-- The old view followed the renamed table; redefined (same columns) on the new article_links.
+CREATE OR REPLACE VIEW trending_links AS
 SELECT l.target_url, max(l.target_docid) AS target_docid, max(l.title) AS title,
        max(l.source_name) AS source_name, count(DISTINCT l.docid) AS shown_on_articles,
        sum(l.times_seen) AS times_seen, min(l.first_seen_at) AS first_seen_at, max(l.seen_at) AS last_seen_at
@@ -256,7 +254,6 @@ CREATE TABLE article_revisions (
 ) PARTITION BY RANGE (replaced_at);
 COMMENT ON TABLE article_revisions IS 'earlier versions of edited articles (the current one is in articles)';
 ALTER SEQUENCE article_revisions_id_seq OWNED BY article_revisions.id;
-ALTER TABLE article_revisions_pre005 ALTER COLUMN id DROP DEFAULT;
 CREATE TABLE article_revisions_default PARTITION OF article_revisions DEFAULT;
 CREATE INDEX article_revisions_docid_idx ON article_revisions (docid, revision);
 CREATE INDEX article_revisions_replaced_idx ON article_revisions (replaced_at DESC);
@@ -279,7 +276,6 @@ CREATE TABLE account_snapshots (
     PRIMARY KEY (id, observed_at)
 ) PARTITION BY RANGE (observed_at);
 ALTER SEQUENCE account_snapshots_id_seq OWNED BY account_snapshots.id;
-ALTER TABLE account_snapshots_pre005 ALTER COLUMN id DROP DEFAULT;
 CREATE TABLE account_snapshots_default PARTITION OF account_snapshots DEFAULT;
 CREATE INDEX account_snapshots_tid_idx ON account_snapshots (tid, observed_at DESC);
 SELECT haowatch_month_partitions('account_snapshots', coalesce(min(observed_at), now()), now() + interval '2 months')
