@@ -75,6 +75,21 @@ def upgrade(conn: psycopg.Connection) -> list[Migration]:
                     (migration.version, migration.name),
                 )
             applied_now.append(migration)
+        ensure_partitions(conn)
     finally:
         conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
     return applied_now
+
+
+def ensure_partitions(conn: psycopg.Connection) -> int:
+    """Create this and the next two months' partitions of the time-partitioned tables (when the schema has them).
+
+    Rows of a month without its partition land in a default partition and move into the month's
+    partition when it is created, so a service that missed this keeps working.
+    """
+    cur = conn.cursor(row_factory=tuple_row)
+    exists = cur.execute("SELECT to_regprocedure('haowatch_ensure_partitions(timestamptz)') IS NOT NULL").fetchone()
+    if not exists or not exists[0]:
+        return 0
+    row = cur.execute("SELECT haowatch_ensure_partitions()").fetchone()
+    return int(row[0]) if row else 0

@@ -260,6 +260,12 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
+    from scheduler.search import run_search
+
+    return run_search(args, settings, _db, _json_default, _print_table, UsageError)
+
+
 # --- parser ------------------------------------------------------------------------------------
 
 
@@ -316,6 +322,10 @@ def build_parser() -> argparse.ArgumentParser:
     p_back.add_argument("source", metavar="TID")
     p_back.add_argument("--pages", type=int, default=5, help="how many pages of 10 items (default 5)")
     p_back.set_defaults(func=cmd_backfill)
+
+    from scheduler.search import add_search_parser
+
+    add_search_parser(sub, cmd_search)
 
     p_status = sub.add_parser("status", help="sources due, failing and paused; last crawl; articles today")
     p_status.add_argument("--json", action="store_true")

@@ -1,0 +1,171 @@
+"""Chinese full-text search: recall 1.0 against ILIKE, ranking, snippets, the CLI."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from db.search import search_articles, search_terms
+from tests.helpers import run_cli
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "article"
+T0 = datetime(2026, 1, 22, 4, 0, tzinfo=UTC)
+MIXED = [
+    ("iPhone 17 Pro发布：售价7999元起", "苹果公司今天发布了iPhone17，ＡＩ功能升级；价格为７９９９元。"),
+    ("白俄罗斯与乌克兰边境局势", "据报道，白俄罗斯总统卢卡申科表示……"),
+    ("“双十一”销售额破千亿", "天猫、京东等平台的GMV再创新高（同比+12.5%）。100%_真实"),
+    ("Ｃｏｖｉｄ-19 latest", "COVID-19 cases rose; 新冠病毒变异株XBB.1.5出现。"),
+    ("单字", "中"),
+]
+
+
+def insert(conn: psycopg.Connection, n: int, title: str, body: str, tid: str = "T1536566896022",
+           published: datetime = T0) -> str:
+    docid = f"K{n:07d}0514R9KQ"
+    conn.execute(
+        "INSERT INTO articles (docid, source_tid, url, title, body_text, published_at) VALUES (%s, %s, %s, %s, %s, %s)",
+        (docid, tid, f"https://www.163.com/dy/article/{docid}.html", title, body, published),
+    )
+    return docid
+
+
+def corpus() -> list[tuple[str, str]]:
+    texts = []
+    for path in sorted(FIXTURES.glob("*/expected.json")):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("body_text"):
+            texts.append((data["title"], data["body_text"]))
+    return texts + MIXED
+
+
+@pytest.fixture
+def loaded(conn: psycopg.Connection) -> psycopg.Connection:
+    for n, (title, body) in enumerate(corpus()):
+        insert(conn, n, title, body, published=T0 + timedelta(hours=n))
+    return conn
+
+
+def found(conn: psycopg.Connection, query: str) -> set[str]:
+    return {h.docid for h in search_articles(conn, query, limit=10_000)}
+
+
+def ilike(conn: psycopg.Connection, query: str) -> set[str]:
+    pattern = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    rows = conn.execute("SELECT docid FROM articles WHERE title ILIKE %s OR body_text ILIKE %s",
+                        (pattern, pattern)).fetchall()
+    return {r["docid"] for r in rows}
+
+
+def test_recall_on_random_substrings_of_the_fixture_texts(loaded: psycopg.Connection) -> None:
+    rng = random.Random(10)
+    texts = [t for pair in corpus() for t in pair]
+    for _ in range(300):
+        text = rng.choice(texts)
+        size = rng.randint(1, 8)
+        start = rng.randrange(max(1, len(text) - size))
+        query = text[start:start + size].strip()
+        if query:
+            expected = ilike(loaded, query)
+            assert expected <= found(loaded, query), query
+
+
+@pytest.mark.parametrize("query", [
+    "中", "iphone", "IPHONE17", "phone 1", "ai", "７９９９", "7999", "，", "；价格", "%", "100%_", "+12.5%",
+    "xbb.1", "“双十一”", "19 l", "covid-19", "边境局势", "卢卡申科表示……", "e 1", "...", "‘不存在’",
+])
+def test_mixed_scripts_punctuation_and_width(loaded: psycopg.Connection, query: str) -> None:
+    assert ilike(loaded, query) <= found(loaded, query)
+
+
+def test_width_and_case_are_folded(loaded: psycopg.Connection) -> None:
+    assert found(loaded, "ai功能") == found(loaded, "ＡＩ功能") != set()
+    assert found(loaded, "covid") == found(loaded, "ＣＯＶＩＤ")
+    assert len(found(loaded, "covid")) == 1  # both mentions are in one article
+
+
+def test_no_false_positives(loaded: psycopg.Connection) -> None:
+    # Every bigram of 局边 occurs nowhere in that order; 境局 and 局势 exist but not 势境.
+    assert found(loaded, "势境") == set()
+    assert found(loaded, "乌克兰总统卢卡申科") == set()
+
+
+ALPHABET = "中国白俄罗斯乌克兰的了是在一有人aAbBzZ01９Ｘ，。、 .-%_'\\&|!:*“”"
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(texts=st.lists(st.text(alphabet=ALPHABET, min_size=0, max_size=30), min_size=1, max_size=8),
+       query=st.text(alphabet=ALPHABET, min_size=1, max_size=6), pick=st.integers(0, 7))
+def test_search_equals_ilike_on_generated_texts(conn: psycopg.Connection, texts: list[str], query: str,
+                                                 pick: int) -> None:
+    with conn.transaction(force_rollback=True):
+        for n, text in enumerate(texts):
+            insert(conn, n, text[:5], text)
+        for q in (query, texts[pick % len(texts)][1:5]):
+            if q.strip():
+                assert ilike(conn, q.strip()) <= found(conn, q), q
+
+
+def test_terms_cover_cjk_latin_and_numbers(conn: psycopg.Connection) -> None:
+    terms = set(search_terms(conn, "iPhone 17手机，ＡＢ"))
+    assert {"i", "ip", "ph", "ne", "1", "17", "7手", "手机", "机", "ab", "b"} <= terms
+    assert not {t for t in terms if any(c in t for c in " ，")}
+
+
+def test_rank_snippet_and_filters(conn: psycopg.Connection) -> None:
+    in_title = insert(conn, 1, "白俄罗斯新闻", "今天天气很好。" * 20)
+    in_body = insert(conn, 2, "别的新闻", "前文" * 40 + "提到白俄罗斯的一段话" + "后文" * 40)
+    twice = insert(conn, 3, "别的", "白俄罗斯和白俄罗斯", tid="T1536566896023", published=T0 - timedelta(days=3))
+    hits = search_articles(conn, "白俄罗斯")
+    assert [h.docid for h in hits] == [in_title, twice, in_body]
+    assert hits[0].rank > hits[1].rank > hits[2].rank > 0
+    assert "<b>白俄罗斯</b>" in hits[2].snippet and hits[2].snippet.startswith("…")
+    assert len(hits[2].snippet) < 120
+    assert [h.docid for h in search_articles(conn, "白俄罗斯", source_tid="T1536566896023")] == [twice]
+    assert twice not in {h.docid for h in search_articles(conn, "白俄罗斯", since=T0 - timedelta(days=1))}
+    assert len(search_articles(conn, "白俄罗斯", limit=1)) == 1
+    assert search_articles(conn, "   ") == []
+    row = conn.execute("SELECT * FROM search_articles('白俄罗斯')").fetchone()
+    assert list(row) == ["docid", "title", "published_at", "source_tid", "rank", "snippet"]
+
+
+def test_search_uses_the_index(loaded: psycopg.Connection) -> None:
+    loaded.execute("SET enable_seqscan = off")
+    plan = loaded.execute(
+        "EXPLAIN SELECT docid FROM articles WHERE haowatch_search_vector(title, body_text)"
+        " @@ haowatch_search_query('白俄罗斯')").fetchall()
+    assert any("articles_search_idx" in str(r) for r in plan)
+
+
+def test_cli_search(db_url: str) -> None:
+    with psycopg.connect(db_url, autocommit=True) as raw:
+        raw.execute("INSERT INTO articles (docid, source_tid, url, title, body_text, published_at) VALUES"
+                    " ('K00000010514R9KQ', 'T1536566896022', 'https://www.163.com/dy/article/K00000010514R9KQ.html',"
+                    " '白俄罗斯新闻', '正文提到白俄罗斯', '2026-01-22 12:00+08')")
+    out = run_cli("search", "白俄罗斯", db_url=db_url)
+    assert out.returncode == 0, out.stderr
+    assert "K00000010514R9KQ" in out.stdout and "白俄罗斯新闻" in out.stdout
+    out = run_cli("search", "白俄罗斯", "--json", "--source", "T1536566896022", "--since", "2026-01-01",
+                  "--limit", "5", db_url=db_url)
+    hits = json.loads(out.stdout)
+    assert [h["docid"] for h in hits] == ["K00000010514R9KQ"]
+    assert set(hits[0]) == {"docid", "title", "published_at", "source_tid", "rank", "snippet"}
+    assert json.loads(run_cli("search", "白俄罗斯", "--json", "--since", "2026-02-01", db_url=db_url).stdout) == []
+    assert "no article contains" in run_cli("search", "不存在的词", db_url=db_url).stdout
+
+
+@pytest.mark.parametrize("args", [
+    ["search", ""], ["search", "  "], ["search", "x", "--limit", "0"], ["search", "x", "--limit", "abc"],
+    ["search", "x", "--limit", "99999999"], ["search", "x", "--since", "yesterday"],
+    ["search", "x", "--source", "T123"], ["search"], ["search", "a" * 501],
+])
+def test_cli_search_bad_input(db_url: str, args: list[str]) -> None:
+    out = run_cli(*args, db_url=db_url)
+    assert out.returncode == 2
+    assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
