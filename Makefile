@@ -1,34 +1,51 @@
 # The two commands of the README: `make run` (the service) and `make test` (the whole test suite).
 # Both create .venv from pyproject.toml on first use; nothing needs installing by hand.
+# Each target installs only what it needs: `run` the runtime and the embedded server, `test` adds the
+# test tools, `bench` the benchmark tools. `make install EXTRAS=...` installs chosen extras.
 PYTHON ?= python3
+comma := ,
 VENV := .venv
 BIN := $(VENV)/bin
-# Optional dependency groups installed into .venv; `make install EXTRAS=` installs the runtime only.
 EXTRAS ?= embedded,test,bench
+RUN_EXTRAS := embedded
+TEST_EXTRAS := embedded,test
+BENCH_EXTRAS := embedded,bench
 # pip rejects an empty extras list ('.[]'), so no extras means a plain '.'.
-PIP_TARGET = $(if $(strip $(EXTRAS)),'.[$(strip $(EXTRAS))]',.)
+pip_target = $(if $(strip $(1)),'.[$(strip $(1))]',.)
+# One stamp per extras list, so `make test` after `make run` installs the test tools and nothing else.
+stamp = $(VENV)/.installed-$(if $(strip $(1)),$(subst $(comma),-,$(strip $(1))),runtime)
 
-.PHONY: run test lint bench clean-venv install
+.PHONY: run test lint bench clean-venv install fresh-check
 
-$(BIN)/.installed: pyproject.toml
+# The venv itself: a missing `venv`/`ensurepip` module (Debian/Ubuntu ship it separately) is one line.
+$(BIN)/python:
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "haowatch: $(PYTHON) not found: install Python 3.11 or newer (or make PYTHON=/path/to/python3)" >&2; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || { echo "haowatch: $(PYTHON) is older than 3.11: install Python 3.11 or newer (or make PYTHON=python3.13)" >&2; exit 1; }
+	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || { v=$$($(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])'); echo "haowatch: $(PYTHON) has no venv module: install it (Debian/Ubuntu: apt install python3-venv, or python$$v-venv)" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e $(PIP_TARGET)
+
+$(VENV)/.installed-%: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e $(call pip_target,$(subst -,$(comma),$(subst runtime,,$*)))
 	touch $@
 
-install: $(BIN)/.installed
+install: $(call stamp,$(EXTRAS))
 
-run: $(BIN)/.installed
+run: $(call stamp,$(RUN_EXTRAS))
 	$(BIN)/haowatch run
 
-test: $(BIN)/.installed
+test: $(call stamp,$(TEST_EXTRAS))
 	$(BIN)/ruff check .
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-bench: $(BIN)/.installed
+bench: $(call stamp,$(BENCH_EXTRAS))
 	$(BIN)/python benchmarks/bench_extract.py
 	$(BIN)/python benchmarks/bench_crawl.py
 	$(BIN)/python benchmarks/bench_service.py
+
+# Both README commands from a scratch clone on a simulated machine without PostgreSQL (needs root).
+fresh-check:
+	scripts/fresh-check $(FRESH_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

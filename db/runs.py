@@ -36,3 +36,13 @@ def abandon_stale_runs(conn: psycopg.Connection, older_than_seconds: int) -> int
         (older_than_seconds,),
     ).fetchall()
     return len(rows)
+
+
+def sources_succeeded(conn: psycopg.Connection, run_id: int) -> int:
+    """How many of a crawl run's sources were checked successfully since the run started."""
+    row = conn.execute(
+        "SELECT count(*) AS n FROM crawl_runs r JOIN sources s ON s.tid = ANY(r.sources)"
+        " WHERE r.id = %s AND s.last_success_at >= r.started_at",
+        (run_id,),
+    ).fetchone()
+    return int(row["n"] if isinstance(row, dict) else row[0]) if row else 0

@@ -24,6 +24,7 @@ from db import sources as sources_db
 from db.connection import connect, database_url, redact
 from db.embedded import EmbeddedError
 from scheduler.config import ConfigError, Settings, format_duration, load_settings, parse_duration
+from scheduler.dbcli import ShellError, cmd_db_shell, cmd_db_url
 from scheduler.health import StartupError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -208,8 +209,16 @@ def cmd_crawl(args: argparse.Namespace, settings: Settings) -> int:
             if missing:
                 raise UsageError(f"not a watched source: {', '.join(missing)} (add it with `haowatch sources add`)")
         summary = run_crawl(settings, url, tids=tids or None)
+        every_source_failed = False
+        if summary.run_id is not None and summary.sources:
+            from db import runs as runs_db
+
+            with connect(url) as conn:
+                every_source_failed = runs_db.sources_succeeded(conn, summary.run_id) == 0
     print(summary.line())
-    return EXIT_OK if summary.ran else EXIT_FAILED
+    if every_source_failed:
+        print(f"haowatch: every source failed ({summary.sources}): see `haowatch status`", file=sys.stderr)
+    return EXIT_OK if summary.ran and not every_source_failed else EXIT_FAILED
 
 
 def cmd_refetch(args: argparse.Namespace, settings: Settings) -> int:
@@ -269,9 +278,20 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
 # --- parser ------------------------------------------------------------------------------------
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("haowatch")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full ``haowatch`` argument parser."""
     parser = _Parser(prog="haowatch", description="Watch NetEase Hao (网易号) accounts into PostgreSQL.")
+    parser.add_argument("--version", action="version", version=f"haowatch {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
 
     p_run = sub.add_parser("run", help="run the service: scheduler, crawls, health endpoint")
@@ -280,6 +300,12 @@ def build_parser() -> argparse.ArgumentParser:
     p_db = sub.add_parser("db", help="database schema")
     db_sub = p_db.add_subparsers(dest="db_command", required=True, parser_class=_Parser, metavar="ACTION")
     db_sub.add_parser("upgrade", help="apply pending migrations").set_defaults(func=cmd_db_upgrade)
+    p_shell = db_sub.add_parser("shell", help="open psql on the database in use (embedded or DATABASE_URL)")
+    p_shell.add_argument("psql_args", nargs="*", metavar="-- PSQL_ARGS", help="passed to psql, after --")
+    p_shell.set_defaults(func=cmd_db_shell)
+    p_url = db_sub.add_parser("url", help="print a connection URL of the database in use")
+    p_url.add_argument("--show-secret", action="store_true", help="include the password")
+    p_url.set_defaults(func=cmd_db_url)
 
     p_src = sub.add_parser("sources", help="manage watched accounts")
     s_sub = p_src.add_subparsers(dest="sources_command", required=True, parser_class=_Parser, metavar="ACTION")
@@ -353,6 +379,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"haowatch: configuration: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except StartupError as exc:
+        print(f"haowatch: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except ShellError as exc:
         print(f"haowatch: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except EmbeddedError as exc:

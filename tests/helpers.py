@@ -36,4 +36,4 @@ def maintenance_url() -> Iterator[str]:
         yield configured
         return
     with throwaway_server() as server:
-        yield server.url("postgres")
+        yield server.admin_url()
