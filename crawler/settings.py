@@ -26,7 +26,10 @@ def scrapy_settings(settings: Settings, database_url: str) -> dict[str, Any]:
         "ROBOTSTXT_OBEY": False,
         "COOKIES_ENABLED": False,
         "TELNETCONSOLE_ENABLED": False,
-        "EXTENSIONS": {"scrapy.extensions.telnet.TelnetConsole": None},
+        # No remote control of a crawl process: neither the telnet console nor the HTTP one.
+        "REMOTE_CONTROL_ENABLED": False,
+        "EXTENSIONS": {"scrapy.extensions.telnet.TelnetConsole": None,
+                       "scrapy.extensions.remote_control.RemoteControl": None},
         "CONCURRENT_REQUESTS": max(2, settings.concurrency),
         "CONCURRENT_REQUESTS_PER_DOMAIN": settings.concurrency,
         "DOWNLOAD_DELAY": settings.download_delay,

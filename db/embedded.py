@@ -402,12 +402,18 @@ class EmbeddedServer:
         except OSError as exc:
             raise EmbeddedError(f"cannot run {args[0]}: {exc.strerror}") from None
 
-    def _private_dir(self, path: Path, account: pwd.struct_passwd | None) -> None:
-        """Create ``path`` (if needed) as a directory only the server's OS user may enter."""
+    def _private_dir(self, path: Path, account: pwd.struct_passwd | None, *, shared_place: bool = False) -> None:
+        """Create ``path`` (if needed) as a directory only the server's OS user may enter.
+
+        In a place anyone can write (``shared_place``: the socket directory in /tmp for long data
+        paths) a directory someone else made is refused; a data directory an earlier haowatch gave
+        to 'postgres' is taken over when running as root.
+        """
         path.mkdir(parents=True, exist_ok=True)
         st = path.lstat()
         owner = account.pw_uid if account else os.geteuid()
-        if not stat.S_ISDIR(st.st_mode) or st.st_uid not in (owner, os.geteuid()):
+        trusted = {owner, os.geteuid()} if shared_place or account is None else None
+        if not stat.S_ISDIR(st.st_mode) or (trusted is not None and st.st_uid not in trusted):
             raise EmbeddedError(f"{path} belongs to another user: remove it or set HAOWATCH_DATA_DIR")
         if account and st.st_uid != account.pw_uid:
             os.chown(path, account.pw_uid, account.pw_gid)
@@ -417,7 +423,7 @@ class EmbeddedServer:
     def _prepare_dirs(self) -> None:
         account = self._account()
         self._private_dir(self.data_dir, account)
-        self._private_dir(self.socket_dir, account)
+        self._private_dir(self.socket_dir, account, shared_place=self.data_dir not in self.socket_dir.parents)
         if account is None:
             return
         if self.pgdata.exists() and self.pgdata.stat().st_uid != account.pw_uid:

@@ -8,9 +8,11 @@ import sys
 from loguru import logger
 
 from db.connection import redact
+from scheduler.scrapylog import DemoteBelow
 
 _QUIET = {
-    "scrapy.core.engine": logging.INFO,
+    "scrapy.core.engine": logging.WARNING,  # spider opened / closing / closed: one per crawl
+    "scrapy.extensions.logstats": logging.WARNING,
     "scrapy.middleware": logging.WARNING,
     "scrapy.extensions": logging.WARNING,
     "scrapy.addons": logging.WARNING,
@@ -56,7 +58,9 @@ def setup_logging(level: str = "INFO", json_lines: bool = False) -> None:
     logger.configure(patcher=_redact_record)  # type: ignore[arg-type]
     logging.captureWarnings(True)  # warnings become log records too, so JSON output stays JSON
     root = logging.getLogger()
-    root.handlers = [_InterceptHandler()]
+    handler = _InterceptHandler()
+    handler.addFilter(DemoteBelow(_QUIET, show_debug=level in ("TRACE", "DEBUG")))
+    root.handlers = [handler]
     root.setLevel(logging.DEBUG if level in ("TRACE", "DEBUG") else logging.INFO)
     for name, lvl in _QUIET.items():
         logging.getLogger(name).setLevel(lvl)

