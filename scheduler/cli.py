@@ -117,7 +117,15 @@ def _json_default(value: Any) -> Any:
 # --- commands ----------------------------------------------------------------------------------
 
 
+def _wait_for_configured_database(settings: Settings) -> None:
+    if settings.database_url and settings.db_wait:
+        from scheduler.dbwait import wait_for_database
+
+        wait_for_database(settings.database_url, settings.db_wait)
+
+
 def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    _wait_for_configured_database(settings)
     with database_url(settings.database_url, settings.data_dir, settings.pg_bindir) as url, connect(url) as conn:
         applied = migrate.upgrade(conn)
         total = len(migrate.available_migrations())
@@ -252,6 +260,7 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from scheduler.service import run_service
 
+    _wait_for_configured_database(settings)
     with _database(settings, announce=True) as url:
         return run_service(settings, url)
 

@@ -79,6 +79,7 @@ class Settings:
     notify_max_backoff_seconds: int = 3600
     notify_lease_seconds: int = 120
     health_stale_ticks: int = 5
+    db_wait: int = 120  # HAOWATCH_DB_WAIT: how long `run` and `db upgrade` wait for DATABASE_URL at start
 
 
 _DEFAULTS = Settings()
@@ -152,6 +153,17 @@ def _duration(env: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigError(f"{name}: {exc}") from None
 
 
+def _wait(env: Mapping[str, str], name: str, default: int, maximum: int = 86400) -> int:
+    """A duration that may also be 0 (do not wait)."""
+    raw = env.get(name)
+    if raw is not None and raw.strip() == "0":
+        return 0
+    value = _duration(env, name, default)
+    if value > maximum:
+        raise ConfigError(f"{name}={raw!r} must be at most {format_duration(maximum)}")
+    return value
+
+
 def _http_url(env: Mapping[str, str], name: str, default: str) -> str:
     raw = (env.get(name) or default).strip()
     parts = urlsplit(raw)
@@ -218,4 +230,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                                         _DEFAULTS.notify_max_backoff_seconds, 1, 7 * 86400),
         notify_lease_seconds=_int(env, "HAOWATCH_NOTIFY_LEASE_SECONDS", _DEFAULTS.notify_lease_seconds, 2, 3600),
         health_stale_ticks=_int(env, "HAOWATCH_HEALTH_STALE_TICKS", _DEFAULTS.health_stale_ticks, 1, 10000),
+        db_wait=_wait(env, "HAOWATCH_DB_WAIT", _DEFAULTS.db_wait),
     )

@@ -38,6 +38,7 @@ DOCKERIGNORE = ROOT / ".dockerignore"
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 
 _COMPOSE_BINARY_NAMES = ("docker-compose", "compose")
+PASSWORD = {"POSTGRES_PASSWORD": "test-Pw_1"}
 _NATIVE_MAGIC = (b"\x7fELF", b"\xcf\xfa\xed\xfe", b"\xca\xfe\xba\xbe", b"MZ")  # ELF, Mach-O, universal, PE
 
 
@@ -127,7 +128,7 @@ def _parse(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def config(compose_binary: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    return _parse(run_compose_config(compose_binary, COMPOSE_FILE, tmp_path_factory.mktemp("compose")))
+    return _parse(run_compose_config(compose_binary, COMPOSE_FILE, tmp_path_factory.mktemp("compose"), PASSWORD))
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +145,7 @@ def app(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_compose_file_is_accepted_without_warnings(compose_binary: Path, tmp_path: Path) -> None:
-    result = run_compose_config(compose_binary, COMPOSE_FILE, tmp_path)
+    result = run_compose_config(compose_binary, COMPOSE_FILE, tmp_path, PASSWORD)
     assert result.returncode == 0, result.stderr
     assert "warn" not in result.stderr.lower(), result.stderr  # e.g. the obsolete `version:` key
     assert not re.search(r"^version\s*:", COMPOSE_FILE.read_text(encoding="utf-8"), re.MULTILINE)
@@ -155,7 +156,7 @@ def test_db_service(db: dict[str, Any], config: dict[str, Any]) -> None:
     assert db["image"].split(":")[0] == "postgres"
     assert db["environment"]["POSTGRES_DB"] == "haowatch"
     assert db["environment"]["POSTGRES_USER"] == "haowatch"
-    assert db["environment"]["POSTGRES_PASSWORD"] == "haowatch"  # the default when POSTGRES_PASSWORD is unset
+    assert db["environment"]["POSTGRES_PASSWORD"] == PASSWORD["POSTGRES_PASSWORD"]
     [volume] = db["volumes"]
     assert (volume["type"], volume["source"], volume["target"]) == ("volume", "pgdata", "/var/lib/postgresql/data")
     assert "pgdata" in config["volumes"]  # a named volume, not a bind mount
@@ -163,6 +164,17 @@ def test_db_service(db: dict[str, Any], config: dict[str, Any]) -> None:
     assert test[0] in ("CMD", "CMD-SHELL") and "pg_isready" in " ".join(test)
     assert "-U haowatch" in " ".join(test) and "-d haowatch" in " ".join(test)
     assert db["restart"] == "unless-stopped"
+    assert 0 < int(db["mem_limit"]) <= 4 * 2**30
+
+
+def test_postgres_password_is_required(compose_binary: Path, tmp_path: Path) -> None:
+    """No default: an upgrade without the password fails at once, naming it, instead of crash-looping the app."""
+    for env in ({}, {"POSTGRES_PASSWORD": ""}):
+        result = run_compose_config(compose_binary, COMPOSE_FILE, tmp_path, env)
+        assert result.returncode != 0
+        assert "POSTGRES_PASSWORD" in result.stderr and ".env" in result.stderr, result.stderr
+    assert "haowatch" not in re.findall(r"POSTGRES_PASSWORD:-([^}]*)}", COMPOSE_FILE.read_text(encoding="utf-8"))
+    assert not re.search(r"POSTGRES_PASSWORD:-", COMPOSE_FILE.read_text(encoding="utf-8"))
 
 
 def test_every_published_port_is_on_loopback_only(config: dict[str, Any]) -> None:
@@ -170,7 +182,17 @@ def test_every_published_port_is_on_loopback_only(config: dict[str, Any]) -> Non
         name: [(p.get("host_ip"), p["published"], p["target"]) for p in service.get("ports", [])]
         for name, service in config["services"].items()
     }
-    assert published == {"db": [("127.0.0.1", "5432", 5432)], "haowatch": [("127.0.0.1", "8080", 8080)]}
+    assert published == {"db": [], "haowatch": [("127.0.0.1", "8080", 8080)]}  # the database is not published
+
+
+def test_the_database_is_published_on_loopback_when_asked(compose_binary: Path, tmp_path: Path) -> None:
+    env = {**PASSWORD, "HAOWATCH_DB_PORT": "15432"}
+    config = _parse(run_compose_config(compose_binary, COMPOSE_FILE, tmp_path, env))
+    assert set(config["services"]) == {"db", "haowatch"}  # the port templates never run
+    ports = [(p.get("host_ip"), p["published"], p["target"]) for p in config["services"]["db"]["ports"]]
+    assert ports == [("127.0.0.1", "15432", 5432)]
+    assert config["services"]["db"]["environment"]["POSTGRES_PASSWORD"] == PASSWORD["POSTGRES_PASSWORD"]
+    assert "pg_isready" in " ".join(config["services"]["db"]["healthcheck"]["test"])
 
 
 def test_haowatch_service(app: dict[str, Any]) -> None:
@@ -206,6 +228,55 @@ def test_postgres_password_reaches_both_services(compose_binary: Path, tmp_path:
     config = _parse(run_compose_config(compose_binary, COMPOSE_FILE, tmp_path, {"POSTGRES_PASSWORD": "s3cret-Pw_1"}))
     assert config["services"]["db"]["environment"]["POSTGRES_PASSWORD"] == "s3cret-Pw_1"
     assert urlsplit(config["services"]["haowatch"]["environment"]["DATABASE_URL"]).password == "s3cret-Pw_1"
+
+
+# Settings that have no meaning in the container: no embedded server there, no .env file inside it.
+_NOT_FOR_THE_CONTAINER = {"HAOWATCH_DATA_DIR", "HAOWATCH_PG_BINDIR", "HAOWATCH_ENV_FILE"}
+# Fixed by the container: the port is the one published and probed by the health check.
+_FIXED_IN_THE_CONTAINER = {"HAOWATCH_HTTP_HOST": "0.0.0.0", "HAOWATCH_HTTP_PORT": "8080"}
+
+
+def settings_read_by_the_code() -> set[str]:
+    """Every ``HAOWATCH_*`` variable scheduler/config.py reads."""
+    source = (ROOT / "scheduler" / "config.py").read_text(encoding="utf-8")
+    names = set(re.findall(r"[\"'](HAOWATCH_[A-Z0-9_]+)[\"']", source))
+    assert len(names) > 10, names
+    return names
+
+
+def test_every_setting_is_passed_through_from_the_shell(app: dict[str, Any]) -> None:
+    missing = settings_read_by_the_code() - _NOT_FOR_THE_CONTAINER - set(app["environment"])
+    assert not missing, f"docker-compose.yml does not pass {sorted(missing)} to the app"
+
+
+def test_every_setting_in_dot_env_reaches_the_app(compose_binary: Path, tmp_path: Path) -> None:
+    """A user's .env next to docker-compose.yml, with every setting, as `docker compose up` reads it."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "docker-compose.yml").write_text(COMPOSE_FILE.read_text(encoding="utf-8"), encoding="utf-8")
+    (project / "Dockerfile").write_text("FROM scratch\n", encoding="utf-8")
+    values = {name: f"value-of-{name.lower()}" for name in settings_read_by_the_code() - _NOT_FOR_THE_CONTAINER}
+    values["HAOWATCH_FUTURE_SETTING"] = "a setting added later reaches the app too"
+    dot_env = project / ".env"
+    dot_env.write_text("".join(f"{k}={v}\n" for k, v in {**PASSWORD, **values}.items()), encoding="utf-8")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("COMPOSE_", "DOCKER_", "HAOWATCH_"))
+             and k not in ("POSTGRES_PASSWORD", "DATABASE_URL")}
+    clean["DOCKER_CONFIG"] = str(tmp_path / "docker-config")
+    result = subprocess.run(
+        [str(compose_binary), "--project-directory", str(project), "config", "--format", "json"],
+        capture_output=True, text=True, env=clean, cwd=project, timeout=120, check=False,
+    )
+    env = _parse(result)["services"]["haowatch"]["environment"]
+    for name, value in values.items():
+        expected = _FIXED_IN_THE_CONTAINER.get(name, value)
+        assert env.get(name) == expected, f"{name}: {env.get(name)!r} != {expected!r}"
+    assert urlsplit(env["DATABASE_URL"]).password == PASSWORD["POSTGRES_PASSWORD"]
+
+
+def test_the_app_waits_for_the_database_at_start(app: dict[str, Any]) -> None:
+    settings = load_settings({**app["environment"], "HAOWATCH_ENV_FILE": "/nonexistent"})
+    assert settings.db_wait >= 30  # `db upgrade` and `run` retry instead of crash-looping
+    assert 0 < int(app["mem_limit"]) <= 4 * 2**30
 
 
 def test_haowatch_accepts_the_container_environment(app: dict[str, Any]) -> None:
