@@ -28,9 +28,10 @@ def wait_for_database(url: str, timeout_seconds: int) -> None:
             return
         except psycopg.OperationalError as exc:
             message = redact((str(exc).strip().splitlines() or ["connection failed"])[0])
-            if "password authentication failed" in message or time.monotonic() + pause > deadline:
+            remaining = deadline - time.monotonic()
+            if "password authentication failed" in message or remaining <= 0:
                 raise
             logger.warning("database not reachable yet ({}); retrying in {:.0f}s (waiting at most {}s in all)",
-                           message, pause, timeout_seconds)
-        time.sleep(pause)
+                           message, min(pause, remaining), timeout_seconds)
+        time.sleep(min(pause, max(remaining, 0.0)))
         pause = min(pause * 2, 10.0)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import subprocess
 import tempfile
+import threading
+import time
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from db.connection import connect
 from db.embedded import read_secrets
@@ -102,3 +106,60 @@ def test_a_crawl_prints_no_scrapy_boilerplate(db_url: str) -> None:
     debug = run_cli("crawl", db_url=db_url, env={**env, "HAOWATCH_LOG_LEVEL": "DEBUG"})
     assert "Enabled extensions" in debug.stderr  # still there for debugging
     assert "RemoteControl" not in debug.stderr and "TelnetConsole" not in debug.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_run_and_upgrade_give_up_waiting_for_the_database_after_db_wait() -> None:
+    url = f"postgresql://haowatch:pw@127.0.0.1:{_free_port()}/haowatch"
+    started = time.monotonic()
+    out = run_cli("db", "upgrade", db_url=url, env={"HAOWATCH_DB_WAIT": "3s"})
+    assert out.returncode == 1 and time.monotonic() - started >= 2
+    assert "retrying" in out.stderr and "pw@" not in out.stderr
+    assert out.stderr.strip().splitlines()[-1].startswith("haowatch: database unavailable")
+    quick = run_cli("db", "upgrade", db_url=url, env={"HAOWATCH_DB_WAIT": "0"})
+    assert quick.returncode == 1 and "retrying" not in quick.stderr
+
+
+def _forward_later(target: tuple[int, str | tuple[str, int]], delay: float) -> int:
+    """A TCP port that starts forwarding to ``target`` (a database) only after ``delay`` seconds."""
+    port = _free_port()
+
+    def pump(src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                dst.sendall(data)
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
+
+    def serve() -> None:
+        time.sleep(delay)
+        with socket.create_server(("127.0.0.1", port)) as server:
+            server.settimeout(60)
+            with contextlib.suppress(OSError):
+                while True:
+                    client, _ = server.accept()
+                    upstream = socket.socket(target[0])
+                    upstream.connect(target[1])
+                    for a, b in ((client, upstream), (upstream, client)):
+                        threading.Thread(target=pump, args=(a, b), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return port
+
+
+def test_db_upgrade_waits_for_a_database_that_comes_up_late(db_url: str) -> None:
+    params = conninfo_to_dict(db_url)
+    host, db_port = str(params.get("host") or "127.0.0.1"), int(params.get("port") or 5432)
+    target: tuple[int, str | tuple[str, int]] = (
+        (socket.AF_UNIX, f"{host}/.s.PGSQL.{db_port}") if host.startswith("/") else (socket.AF_INET, (host, db_port))
+    )
+    port = _forward_later(target, delay=2.5)
+    late_url = make_conninfo(db_url, host="127.0.0.1", port=str(port))
+    out = run_cli("db", "upgrade", db_url=late_url, env={"HAOWATCH_DB_WAIT": "60s"})
+    assert out.returncode == 0, out.stderr
+    assert "retrying" in out.stderr and "schema is up to date" in out.stdout
