@@ -17,11 +17,25 @@ stamp = $(VENV)/.installed-$(if $(strip $(1)),$(subst $(comma),-,$(strip $(1))),
 
 .PHONY: run test lint bench clean-venv install fresh-check
 
-# The venv itself: a missing `venv`/`ensurepip` module (Debian/Ubuntu ship it separately) is one line.
+.DEFAULT_GOAL := install
+
+# Before the venv exists: no usable Python, or one without the `venv`/`ensurepip` module (Debian and
+# Ubuntu ship it separately), stops make with one line saying what to install.
+define venv_problem
+if ! command -v $(PYTHON) >/dev/null 2>&1; then echo "$(PYTHON) not found: install Python 3.11 or newer (or make PYTHON=/path/to/python3)"; \
+elif ! $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then echo "$(PYTHON) is older than 3.11: install Python 3.11 or newer (or make PYTHON=python3.13)"; \
+elif ! $(PYTHON) -c 'import venv, ensurepip' 2>/dev/null; then echo "$(PYTHON) has no venv module: install it (Debian/Ubuntu: apt install python3-venv, or python$$($(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')-venv)"; fi
+endef
+ifneq ($(filter-out clean-venv fresh-check,$(or $(MAKECMDGOALS),install)),)
+ifeq ($(wildcard $(BIN)/python),)
+VENV_PROBLEM := $(shell $(venv_problem))
+ifneq ($(VENV_PROBLEM),)
+$(error haowatch: $(VENV_PROBLEM))
+endif
+endif
+endif
+
 $(BIN)/python:
-	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "haowatch: $(PYTHON) not found: install Python 3.11 or newer (or make PYTHON=/path/to/python3)" >&2; exit 1; }
-	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || { echo "haowatch: $(PYTHON) is older than 3.11: install Python 3.11 or newer (or make PYTHON=python3.13)" >&2; exit 1; }
-	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || { v=$$($(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])'); echo "haowatch: $(PYTHON) has no venv module: install it (Debian/Ubuntu: apt install python3-venv, or python$$v-venv)" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
