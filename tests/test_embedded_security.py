@@ -17,7 +17,17 @@ import psycopg
 import pytest
 
 from db import migrate
-from db.embedded import PORT, SERVER_USER, EmbeddedServer, open_server, read_secrets, throwaway_server
+from db.embedded import (
+    PORT,
+    SERVER_USER,
+    EmbeddedServer,
+    find_bindir,
+    open_server,
+    read_secrets,
+    server_major,
+    throwaway_server,
+    wheel_bindirs,
+)
 from tests.helpers import run_cli
 
 IS_ROOT = os.geteuid() == 0
@@ -194,3 +204,16 @@ def test_a_data_dir_of_another_major_version_says_how_to_move_it(data_dir: Path)
     assert out.returncode == 1
     [line] = out.stderr.strip().splitlines()
     assert "PostgreSQL 9" in line and "pg_dump" in line and "pg_upgrade" in line and "HAOWATCH_PG_BINDIR" in line
+
+
+def test_a_data_dir_keeps_the_postgresql_version_it_was_made_with(data_dir: Path) -> None:
+    """pgserver 0.1.4 made PostgreSQL 16 clusters: found again without HAOWATCH_PG_BINDIR (the wheel ships 16)."""
+    sixteen = [b for b in wheel_bindirs() if server_major(b) == 16]
+    assert sixteen, "the wheel ships PostgreSQL 16"
+    env = {"HAOWATCH_DATA_DIR": str(data_dir)}
+    made = run_cli("sources", "add", "T1536566896022", env={**env, "HAOWATCH_PG_BINDIR": str(sixteen[0])})
+    assert made.returncode == 0, made.stderr
+    again = run_cli("sources", "list", env=env)
+    assert again.returncode == 0 and "T1536566896022" in again.stdout, again.stderr
+    assert (data_dir / "pgdata" / "PG_VERSION").read_text().strip() == "16"
+    assert find_bindir(None, 16) in sixteen
