@@ -626,7 +626,13 @@ def embedded_server(data_dir: Path | None = None, bindir: Path | None = None) ->
     with users_handle as users:
         fcntl.flock(users, fcntl.LOCK_SH)
         try:
-            server.start()
+            try:
+                server.start()
+            except OSError as exc:
+                raise EmbeddedError(
+                    f"cannot use data directory {server.data_dir}: {exc.strerror or exc}"
+                    f"{f' ({exc.filename})' if exc.filename else ''} (set HAOWATCH_DATA_DIR)"
+                ) from None
             yield server
         finally:
             try:
