@@ -284,35 +284,35 @@ INSERT INTO account_snapshots SELECT * FROM account_snapshots_pre005;
 
 -- ---------------------------------------------------------------------------------------------------
 -- Chinese full-text search without extensions. Text is normalised (NFKC, lower case) and cut at
--- whitespace and punctuation into runs; every character and every pair of neighbouring characters of a
--- run is a term (CJK bigrams, and the same for Latin words and numbers, so any substring is found).
--- A query needs all of its own terms (its bigrams, or the character of a one-character run) and then
--- the exact normalised substring, so it finds exactly the articles that contain it.
+-- whitespace and punctuation into runs. The terms of a run are its pairs of neighbouring characters
+-- (CJK bigrams; Latin words and numbers the same way, so any part of a word is found) and its last
+-- character. A query needs all the pairs of each of its runs, or for a one-character run any term
+-- starting with that character (a character is either followed by another in its run, or last);
+-- then the exact normalised substring is checked. So it finds exactly the articles containing it.
 
 CREATE FUNCTION haowatch_search_normalize(doc text) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT AS $$
     SELECT lower(normalize(doc, NFKC))
 $$;
 
--- Separators: ASCII whitespace and punctuation, Latin-1 punctuation, general punctuation (“”…—),
--- CJK punctuation (、。《》「」), CJK compatibility forms and full-width punctuation left after NFKC.
-CREATE FUNCTION haowatch_search_runs(doc text) RETURNS SETOF text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT AS $$
-    SELECT r FROM regexp_split_to_table(haowatch_search_normalize(doc),
-        '[\s!-/:-@\[-`{-~\u0080-\u00bf\u00d7\u00f7\u2000-\u206f\u2e00-\u2e7f\u3000-\u303f\ufe10-\ufe1f\ufe30-\ufe6f\uff01-\uff0f\uff1a-\uff20\uff3b-\uff40\uff5b-\uff65\ufff0-\uffff]+'
-    ) AS r WHERE r <> ''
+-- Separators (each run of them becomes one space): ASCII whitespace and punctuation, Latin-1
+-- punctuation, general punctuation (“”…—), CJK punctuation (、。《》「」), CJK compatibility forms and
+-- full-width punctuation left after NFKC.
+CREATE FUNCTION haowatch_search_chars(doc text) RETURNS text[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT string_to_array(regexp_replace(haowatch_search_normalize(coalesce(doc, '')),
+        '[\s!-/:-@\[-`{-~\u0080-\u00bf\u00d7\u00f7\u2000-\u206f\u2e00-\u2e7f\u3000-\u303f\ufe10-\ufe1f\ufe30-\ufe6f\uff01-\uff0f\uff1a-\uff20\uff3b-\uff40\uff5b-\uff65\ufff0-\uffff]+', ' ', 'g'), NULL)
 $$;
 
+-- Arrays are walked with unnest: element access by subscript is linear in text arrays.
 CREATE FUNCTION haowatch_search_terms(doc text) RETURNS text[]
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT coalesce(array_agg(DISTINCT g), '{}'::text[])
-    FROM haowatch_search_runs(coalesce(doc, '')) AS r
-    CROSS JOIN LATERAL (SELECT string_to_array(r, NULL) AS c) AS a
-    CROSS JOIN LATERAL generate_subscripts(a.c, 1) AS i
-    CROSS JOIN LATERAL (VALUES (a.c[i]), (a.c[i] || a.c[i + 1])) AS v(g)
-    WHERE g IS NOT NULL
+    SELECT ARRAY(SELECT CASE WHEN u.b IS NULL OR u.b = ' ' THEN u.a ELSE u.a || u.b END
+                 FROM unnest(x.c, x.c[2:]) AS u(a, b) WHERE u.a <> ' ')
+    FROM (SELECT haowatch_search_chars(doc) AS c) AS x
 $$;
-COMMENT ON FUNCTION haowatch_search_terms IS 'search terms of a text: each character and character pair of its runs';
+COMMENT ON FUNCTION haowatch_search_terms IS
+    'search terms of a text: each pair of neighbouring characters of its runs, and each run''s last character';
 
 CREATE FUNCTION haowatch_search_vector(title text, body text) RETURNS tsvector
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
@@ -321,18 +321,16 @@ $$;
 
 CREATE FUNCTION haowatch_search_query(query text) RETURNS tsquery
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT CASE WHEN count(*) = 0 THEN NULL
-                ELSE string_agg('''' || replace(replace(g, '\', '\\'), '''', '\''') || '''', ' & ')::tsquery END
-    FROM (SELECT DISTINCT g
-          FROM haowatch_search_runs(coalesce(query, '')) AS r
-          CROSS JOIN LATERAL (SELECT string_to_array(r, NULL) AS c) AS a
-          CROSS JOIN LATERAL generate_subscripts(a.c, 1) AS i
-          CROSS JOIN LATERAL (VALUES (CASE WHEN cardinality(a.c) = 1 THEN a.c[i] ELSE a.c[i] || a.c[i + 1] END))
-              AS v(g)
-          WHERE g IS NOT NULL) AS terms
+    SELECT CASE WHEN count(*) = 0 THEN NULL ELSE string_agg(term, ' & ')::tsquery END
+    FROM (SELECT DISTINCT '''' || replace(replace(CASE WHEN s.single THEN u.a ELSE u.a || u.b END, '\', '\\'),
+                                          '''', '\''') || '''' || CASE WHEN s.single THEN ':*' ELSE '' END AS term
+          FROM (SELECT haowatch_search_chars(query) AS c) AS x
+          CROSS JOIN LATERAL unnest(x.c, x.c[2:], ARRAY[' '] || x.c) AS u(a, b, before)
+          CROSS JOIN LATERAL (SELECT (u.b IS NULL OR u.b = ' ') AND u.before = ' ') AS s(single)
+          WHERE u.a <> ' ' AND (s.single OR (u.b IS NOT NULL AND u.b <> ' '))) AS terms
 $$;
 COMMENT ON FUNCTION haowatch_search_query IS
-    'the tsquery every text containing the query has (NULL when the query has no letters or digits)';
+    'the tsquery every text containing the query matches (NULL when the query has no letters or digits)';
 
 CREATE INDEX articles_search_idx ON articles USING gin (haowatch_search_vector(title, body_text));
 
