@@ -9,8 +9,9 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-TID_RE = re.compile(r"^T\d{13}$")
-WEMEDIA_RE = re.compile(r"^W\d{18,19}$")
+# [0-9], never \d: in Python \d also matches fullwidth and Arabic-Indic digits.
+TID_RE = re.compile(r"^T[0-9]{13}$")
+WEMEDIA_RE = re.compile(r"^W[0-9]{18,19}$")
 DOCID_RE = re.compile(r"^[0-9A-V]{8}[0-9A-Z]{8}$")
 VIDEO_RE = re.compile(r"^V[0-9A-Z]{8}$")
 
@@ -20,7 +21,7 @@ _DOCID_IN_PATH = re.compile(
 # Editorial pages before 2021: ``<channel>.163.com/<yy>/<mmdd>/<hh>/<DOCID>.html``.
 _EDITORIAL_PATH = re.compile(r"^/\d{2}/\d{4}/\d{2}/([0-9A-V]{8}[0-9A-Z]{8})\.html$")
 _VIDEO_IN_PATH = re.compile(r"/v/video/(V[0-9A-Z]{8})\.html$")
-_TID_IN_PATH = re.compile(r"^/(?:dy/media|news/sub)/(T\d{13})\.html$")
+_TID_IN_PATH = re.compile(r"^/(?:dy/media|news/sub)/(T[0-9]{13})\.html$")
 
 NETEASE_HOSTS = frozenset(
     {"163.com", "www.163.com", "m.163.com", "3g.163.com", "c.m.163.com", "dy.163.com", "news.163.com"}
@@ -36,6 +37,11 @@ def _is_netease_host(host: str) -> bool:
     return host in NETEASE_HOSTS or host.endswith(".163.com")
 
 
+def _shown(text: str, limit: int = 80) -> str:
+    """``repr`` of user input, cut so that a huge argument is not echoed whole."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"… ({len(text)} characters)"
+
+
 def parse_tid(text: str) -> str:
     """Return the T-id named by ``text``: a bare T-id, a desktop or a mobile account URL.
 
@@ -44,21 +50,22 @@ def parse_tid(text: str) -> str:
     value = text.strip()
     if TID_RE.match(value):
         return value
+    shown = _shown(value)
     if value.startswith("T") and value[1:].isdigit():
-        raise InvalidSourceId(f"{value!r} is not a T-id: expected T followed by 13 digits")
+        raise InvalidSourceId(f"{shown} is not a T-id: expected T followed by 13 digits (0-9)")
     if "://" not in value:
-        raise InvalidSourceId(f"{value!r} is neither a T-id (T + 13 digits) nor an account URL")
+        raise InvalidSourceId(f"{shown} is neither a T-id (T + 13 digits) nor an account URL")
     try:
         parts = urlsplit(value)
         host = (parts.hostname or "").lower()
     except ValueError as exc:  # e.g. "Invalid IPv6 URL": still the documented error type
-        raise InvalidSourceId(f"{value!r} is not a valid URL: {exc}") from exc
+        raise InvalidSourceId(f"{shown} is not a valid URL: {exc}") from exc
     if parts.scheme not in ("http", "https") or not _is_netease_host(host):
-        raise InvalidSourceId(f"{value!r} is not a NetEase Hao account URL")
+        raise InvalidSourceId(f"{shown} is not a NetEase Hao account URL")
     match = _TID_IN_PATH.match(parts.path)
     if not match:
         raise InvalidSourceId(
-            f"{value!r} is not an account page: expected /dy/media/T….html or /news/sub/T….html"
+            f"{shown} is not an account page: expected /dy/media/T….html or /news/sub/T….html"
         )
     return match.group(1)
 

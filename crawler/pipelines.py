@@ -140,8 +140,20 @@ class StorePipeline(_StatsMixin):
                 # Rejected by the database (a constraint, a bug): rolled back, counted, never half-written.
                 self._stat("errors")
                 self._stat("store_failures")
-                logger.error("database refused {}: {}", type(item).__name__, str(exc).splitlines()[0])
-                raise DropItem(f"database refused the item: {exc}") from exc
+                first = (str(exc).splitlines() or [type(exc).__name__])[0][:300]
+                logger.error("database refused {}: {}", type(item).__name__, first)
+                if isinstance(item, SourceCheckItem):
+                    self._mark_unusable(item.tid, first)
+                raise DropItem(f"database refused the item: {first}") from exc
+
+    def _mark_unusable(self, tid: str, error: str) -> None:
+        # The source's row holds a value its check could not handle: mark that source alone.
+        assert self.pool is not None
+        try:
+            with self.pool.connection() as conn:
+                sources_db.mark_unusable(conn, tid, f"source row unusable: {error}")
+        except psycopg.Error as exc:
+            logger.error("could not mark source {} as unusable: {}", tid, (str(exc).splitlines() or [""])[0][:300])
 
     def _store(self, conn: psycopg.Connection, item: Any) -> None:
         if isinstance(item, ArticleItem):

@@ -7,11 +7,24 @@ from typing import Any
 
 import psycopg
 
+# Timestamps a program can hold: SQL may write 'infinity' or year 200000, which Python cannot load.
+_EARLIEST, _LATEST = "timestamptz '1900-01-01 00:00+00'", "timestamptz '9000-01-01 00:00+00'"
+# Failure counts are capped well below integer overflow (a counter of 2147483647 + 1 would raise).
+MAX_FAILURES = 1_000_000
+
+
+def _clamped(column: str) -> str:
+    return f"least(greatest({column}, {_EARLIEST}), {_LATEST}) AS {column}"
+
+
 SOURCE_COLUMNS = (
-    "tid, name, wemedia_id, extract(epoch FROM interval)::int AS interval_seconds, enabled, added_at,"
-    " next_check_at, last_checked_at, last_success_at, last_status, last_error, consecutive_failures,"
-    " last_item_count, claimed_by, claimed_until"
+    "tid, name, wemedia_id,"
+    " least(greatest(extract(epoch FROM interval), 0), 1e12)::bigint AS interval_seconds, enabled,"
+    f" {_clamped('added_at')}, {_clamped('next_check_at')}, {_clamped('last_checked_at')},"
+    f" {_clamped('last_success_at')}, last_status, last_error, consecutive_failures,"
+    f" last_item_count, claimed_by, {_clamped('claimed_until')}"
 )
+_NEXT_FAILURES = f"least(greatest(consecutive_failures, 0), {MAX_FAILURES}) + 1"
 
 
 def add_source(conn: psycopg.Connection, tid: str, interval_seconds: int | None = None,
@@ -23,6 +36,11 @@ def add_source(conn: psycopg.Connection, tid: str, interval_seconds: int | None 
         (tid, name, timedelta(seconds=interval_seconds) if interval_seconds else None),
     ).fetchone()
     return row is not None
+
+
+def source_exists(conn: psycopg.Connection, tid: str) -> bool:
+    """Whether ``tid`` is watched (reads the key alone, so any value in the rest of the row is fine)."""
+    return conn.execute("SELECT 1 FROM sources WHERE tid = %s", (tid,)).fetchone() is not None
 
 
 def get_source(conn: psycopg.Connection, tid: str) -> dict[str, Any] | None:
@@ -55,7 +73,7 @@ def set_interval(conn: psycopg.Connection, tid: str, interval_seconds: int) -> b
     """Change how often a source is checked; the next check moves accordingly."""
     row = conn.execute(
         "UPDATE sources SET interval = %s,"
-        " next_check_at = least(next_check_at, coalesce(last_checked_at, now()) + %s)"
+        " next_check_at = least(next_check_at, least(coalesce(last_checked_at, now()), now()) + %s)"
         " WHERE tid = %s RETURNING tid",
         (timedelta(seconds=interval_seconds), timedelta(seconds=interval_seconds), tid),
     ).fetchone()
@@ -90,9 +108,9 @@ def record_check(conn: psycopg.Connection, tid: str, *, ok: bool, status: str, e
         "UPDATE sources SET last_checked_at = now(), last_status = %(status)s, last_error = %(error)s,"
         " last_item_count = coalesce(%(items)s, last_item_count),"
         " last_success_at = CASE WHEN %(ok)s THEN now() ELSE last_success_at END,"
-        " consecutive_failures = CASE WHEN %(ok)s THEN 0 ELSE consecutive_failures + 1 END,"
+        f" consecutive_failures = CASE WHEN %(ok)s THEN 0 ELSE {_NEXT_FAILURES} END,"
         " next_check_at = now() + CASE WHEN %(ok)s THEN interval * (1 + random() * 0.05)"
-        "   ELSE least(interval * power(2, least(consecutive_failures, 20)),"
+        "   ELSE least(interval * power(2, least(greatest(consecutive_failures, 0), 20)),"
         "              make_interval(secs => %(cap)s)) * (1 + random() * 0.05) END"
         " WHERE tid = %(tid)s",
         {"status": status, "error": (error or None) and error[:1000], "items": item_count, "ok": ok,
@@ -126,9 +144,37 @@ def release(conn: psycopg.Connection, owner: str, tids: list[str], *, failed_err
         "UPDATE sources SET claimed_by = NULL, claimed_until = NULL,"
         " next_check_at = CASE WHEN next_check_at <= now() THEN now() + make_interval(secs => %(retry)s)"
         "   ELSE next_check_at END,"
-        f" consecutive_failures = CASE WHEN {failed} THEN consecutive_failures + 1 ELSE consecutive_failures END,"
+        f" consecutive_failures = CASE WHEN {failed} THEN {_NEXT_FAILURES} ELSE consecutive_failures END,"
         f" last_status = CASE WHEN {failed} THEN 'error' ELSE last_status END,"
         f" last_error = CASE WHEN {failed} THEN %(error)s ELSE last_error END"
         " WHERE tid = ANY(%(tids)s) AND claimed_by = %(owner)s",
         {"retry": retry_seconds, "error": failed_error, "tids": tids, "owner": owner},
     )
+
+
+def mark_unusable(conn: psycopg.Connection, tid: str, error: str, retry_seconds: int = 3600) -> None:
+    """Mark one source ``error`` when its row could not be used (a value the checks could not
+    handle), touching only columns that cannot fail, so the rest of its batch goes on."""
+    conn.execute(
+        "UPDATE sources SET last_status = 'error', last_error = %s, last_checked_at = now(),"
+        f" consecutive_failures = {_NEXT_FAILURES},"
+        " next_check_at = now() + make_interval(secs => %s), claimed_by = NULL, claimed_until = NULL"
+        " WHERE tid = %s",
+        (error[:1000], retry_seconds, tid),
+    )
+
+
+def release_claim(conn: psycopg.Connection, tid: str) -> str | None:
+    """Release whatever claim holds ``tid`` (a replica died or hung); return the former owner.
+
+    Returns None when the source exists but was not claimed; raises LookupError when it does not exist.
+    """
+    row = conn.execute(
+        "UPDATE sources s SET claimed_by = NULL, claimed_until = NULL FROM"
+        " (SELECT tid, claimed_by AS owner FROM sources WHERE tid = %s FOR UPDATE) old"
+        " WHERE s.tid = old.tid RETURNING old.owner",
+        (tid,),
+    ).fetchone()
+    if row is None:
+        raise LookupError(tid)
+    return row["owner"]

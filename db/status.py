@@ -16,9 +16,11 @@ def overview(conn: psycopg.Connection) -> dict[str, Any]:
         " count(*) FILTER (WHERE enabled AND next_check_at <= now()) AS due,"
         " count(*) FILTER (WHERE enabled AND consecutive_failures > 0) AS failing,"
         " count(*) FILTER (WHERE claimed_until > now()) AS claimed,"
-        " coalesce(extract(epoch FROM now() - min(next_check_at) FILTER (WHERE enabled AND next_check_at <= now())),"
-        "   0)::float AS oldest_due_seconds,"
-        " extract(epoch FROM max(last_success_at))::float AS last_success_ts"
+        # Clamped: SQL may write '-infinity' or far-off dates, which must not break status or /metrics.
+        " coalesce(extract(epoch FROM now() - greatest(min(next_check_at) FILTER (WHERE enabled AND"
+        "   next_check_at <= now()), timestamptz '1970-01-01 00:00+00')), 0)::float AS oldest_due_seconds,"
+        " extract(epoch FROM least(greatest(max(last_success_at), timestamptz '1970-01-01 00:00+00'), now()))::float"
+        "   AS last_success_ts"
         " FROM sources"
     ).fetchone()
     by_status = {
@@ -29,7 +31,8 @@ def overview(conn: psycopg.Connection) -> dict[str, Any]:
         )
     }
     attention = conn.execute(
-        "SELECT tid, name, last_status, last_error, consecutive_failures, last_checked_at FROM sources"
+        "SELECT tid, name, last_status, last_error, consecutive_failures,"
+        " least(greatest(last_checked_at, timestamptz '1970-01-01 00:00+00'), now()) AS last_checked_at FROM sources"
         " WHERE enabled AND (last_status IN ('empty', 'parse_failed', 'not_found', 'http_error', 'error'))"
         " ORDER BY consecutive_failures DESC, tid LIMIT 20"
     ).fetchall()

@@ -9,11 +9,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
+import stat
 import sys
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
-from pathlib import Path
 from typing import Any, NoReturn
 
 import psycopg
@@ -23,9 +24,10 @@ from db import migrate
 from db import sources as sources_db
 from db.connection import connect, database_url, redact
 from db.embedded import EmbeddedError
-from scheduler.config import ConfigError, Settings, format_duration, load_settings, parse_duration
+from scheduler.config import ConfigError, Settings, format_duration, load_settings, parse_duration, shorten
 from scheduler.dbcli import ShellError, cmd_db_shell, cmd_db_url
 from scheduler.health import StartupError
+from scheduler.terminal import escape_json_text, escape_line, escape_text
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -36,6 +38,8 @@ class UsageError(Exception):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # one line, not argparse's usage block
+        if len(message) > 300:  # argparse echoes the offending argument, which may be huge
+            message = message[:300] + "…"
         raise UsageError(f"{message} (see `{self.prog} --help`)")
 
 
@@ -84,12 +88,23 @@ def _docid(text: str) -> str:
     value = text.strip()
     docid = value if DOCID_RE.match(value) else docid_from_url(value)
     if not docid:
-        raise UsageError(f"{text!r} is not an article id (16 characters) or article URL")
+        raise UsageError(f"{shorten(text)} is not an article id (16 characters) or article URL")
     return docid
 
 
 def _fmt_time(value: datetime | None) -> str:
-    return value.astimezone().strftime("%Y-%m-%d %H:%M") if value else "-"
+    if value is None:
+        return "-"
+    try:
+        return value.astimezone().strftime("%Y-%m-%d %H:%M")
+    except (OverflowError, ValueError):  # a date at the edge of what Python holds, written by SQL
+        return value.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _pages(text: str) -> int:
+    if not text.isascii() or not text.strip().isdigit() or not 1 <= int(text) <= 10000:
+        raise argparse.ArgumentTypeError(f"{shorten(text)} is not a number of pages from 1 to 10000")
+    return int(text)
 
 
 def _width(text: str) -> int:
@@ -140,6 +155,8 @@ def cmd_sources_add(args: argparse.Namespace, settings: Settings) -> int:
     tid = _tid(args.source)
     interval = _duration(args.interval) if args.interval is not None else settings.default_interval
     name = args.name.strip() if args.name else None
+    if name is not None and (len(name) > 200 or not name.isprintable()):
+        raise UsageError(f"--name {shorten(name)}: at most 200 printable characters")
     with _db(settings) as conn:
         added = sources_db.add_source(conn, tid, interval, name)
     print(f"added {tid} (every {format_duration(interval)})" if added else f"{tid} is already watched")
@@ -150,18 +167,21 @@ def cmd_sources_list(args: argparse.Namespace, settings: Settings) -> int:
     with _db(settings) as conn:
         rows = sources_db.list_sources(conn)
     if args.json:
-        print(json.dumps(rows, ensure_ascii=False, default=_json_default, indent=2))
+        print(escape_json_text(json.dumps(rows, ensure_ascii=False, default=_json_default, indent=2)))
         return EXIT_OK
     table = [
         [
-            r["tid"],
-            r["name"] or "-",
-            format_duration(r["interval_seconds"]),
-            "yes" if r["enabled"] else "paused",
-            _fmt_time(r["next_check_at"]) if r["enabled"] else "-",
-            _fmt_time(r["last_checked_at"]),
-            r["last_status"] or "-",
-            str(r["consecutive_failures"]),
+            escape_line(cell)
+            for cell in (
+                r["tid"],
+                r["name"] or "-",
+                format_duration(r["interval_seconds"]),
+                "yes" if r["enabled"] else "paused",
+                _fmt_time(r["next_check_at"]) if r["enabled"] else "-",
+                _fmt_time(r["last_checked_at"]),
+                r["last_status"] or "-",
+                str(r["consecutive_failures"]),
+            )
         ]
         for r in rows
     ]
@@ -181,6 +201,17 @@ def _source_update(action: Callable[[psycopg.Connection, str], bool], verb: str)
     return run
 
 
+def cmd_sources_release(args: argparse.Namespace, settings: Settings) -> int:
+    tid = _tid(args.source)
+    with _db(settings) as conn:
+        try:
+            owner = sources_db.release_claim(conn, tid)
+        except LookupError:
+            raise UsageError(f"{tid} is not a watched source") from None
+    print(f"released {tid} (was claimed by {escape_line(owner)})" if owner else f"{tid} was not claimed")
+    return EXIT_OK
+
+
 def cmd_sources_set_interval(args: argparse.Namespace, settings: Settings) -> int:
     tid = _tid(args.source)
     interval = _duration(args.interval)
@@ -191,16 +222,39 @@ def cmd_sources_set_interval(args: argparse.Namespace, settings: Settings) -> in
     return EXIT_OK
 
 
+def _read_page_file(name: str, limit: int) -> bytes:
+    """At most ``limit + 1`` bytes of a regular file; a directory, device or FIFO is named as such."""
+    shown = shorten(name)
+    try:
+        mode = os.stat(name).st_mode
+    except FileNotFoundError:
+        raise UsageError(f"{shown}: no such file") from None
+    except OSError as exc:
+        raise UsageError(f"{shown}: {exc.strerror}") from None
+    for test, kind in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            raise UsageError(f"{shown} is {kind}, not a saved page (use - to read standard input)")
+    try:
+        with open(name, "rb") as handle:
+            return handle.read(limit + 1)
+    except OSError as exc:
+        raise UsageError(f"{shown}: {exc.strerror}") from None
+
+
 def cmd_parse(args: argparse.Namespace, settings: Settings) -> int:
     from crawler.extract import parse_page, to_dict
 
+    limit = settings.max_response_bytes
     if args.file == "-":
-        body = sys.stdin.buffer.read()
+        body = sys.stdin.buffer.read(limit + 1)
+        source = "standard input"
     else:
-        path = Path(args.file)
-        if not path.is_file():
-            raise UsageError(f"{args.file}: no such file")
-        body = path.read_bytes()
+        body = _read_page_file(args.file, limit)
+        source = shorten(args.file)
+    if len(body) > limit:
+        raise UsageError(f"{source} is larger than {limit} bytes (HAOWATCH_MAX_RESPONSE_SIZE): refused")
     result = parse_page(body, url=args.url, content_type=args.content_type)
     print(json.dumps(to_dict(result), ensure_ascii=False, indent=2))
     return EXIT_OK
@@ -213,7 +267,7 @@ def cmd_crawl(args: argparse.Namespace, settings: Settings) -> int:
     with _database(settings) as url:
         if tids:
             with connect(url) as conn:
-                missing = [t for t in tids if sources_db.get_source(conn, t) is None]
+                missing = [t for t in tids if not sources_db.source_exists(conn, t)]
             if missing:
                 raise UsageError(f"not a watched source: {', '.join(missing)} (add it with `haowatch sources add`)")
         summary = run_crawl(settings, url, tids=tids or None)
@@ -272,9 +326,9 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     with _db(settings) as conn:
         data = overview(conn)
     if args.json:
-        print(json.dumps(data, ensure_ascii=False, default=_json_default, indent=2))
+        print(escape_json_text(json.dumps(data, ensure_ascii=False, default=_json_default, indent=2)))
     else:
-        print(format_overview(data))
+        print(escape_text(format_overview(data)))
     return EXIT_OK
 
 
@@ -334,6 +388,9 @@ def build_parser() -> argparse.ArgumentParser:
         p = s_sub.add_parser(name, help=help_text)
         p.add_argument("source", metavar="ID_OR_URL")
         p.set_defaults(func=func)
+    p_rel = s_sub.add_parser("release", help="release a stuck claim on an account (its replica died or hung)")
+    p_rel.add_argument("source", metavar="ID_OR_URL")
+    p_rel.set_defaults(func=cmd_sources_release)
     p_int = s_sub.add_parser("set-interval", help="change how often an account is checked")
     p_int.add_argument("source", metavar="ID_OR_URL")
     p_int.add_argument("interval", metavar="DURATION")
@@ -355,7 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_back = sub.add_parser("backfill", help="walk an account's older history through the list API")
     p_back.add_argument("source", metavar="TID")
-    p_back.add_argument("--pages", type=int, default=5, help="how many pages of 10 items (default 5)")
+    p_back.add_argument("--pages", type=_pages, default=5, help="how many pages of 10 items (default 5)")
     p_back.set_defaults(func=cmd_backfill)
 
     from scheduler.search import add_search_parser
@@ -382,7 +439,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         setup_logging(settings.log_level, settings.log_json)
         return args.func(args, settings)
     except UsageError as exc:
-        print(f"haowatch: {exc}", file=sys.stderr)
+        print(f"haowatch: {escape_line(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except ConfigError as exc:
         print(f"haowatch: configuration: {exc}", file=sys.stderr)

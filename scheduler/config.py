@@ -6,6 +6,8 @@ browser identity, health endpoint bound to loopback only.
 
 from __future__ import annotations
 
+import ipaddress
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -19,22 +21,40 @@ DEFAULT_USER_AGENT = (
 )
 
 
+# Hosts NetEase itself redirects between (desktop, mobile, app share pages): a response from any
+# other host is refused as off-site.
+NETEASE_HOPS = ("www.163.com", "m.163.com", "3g.163.com", "c.m.163.com", "dy.163.com", "news.163.com")
+
+
 class ConfigError(ValueError):
     """A setting has a value haowatch cannot use; the message names the variable."""
 
 
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)?\s*$", re.IGNORECASE)
+# ASCII digits only: str.isdigit()/\d would accept fullwidth and Arabic-Indic digits too.
+_DURATION_RE = re.compile(r"^\s*([0-9]{1,12}(?:\.[0-9]{1,9})?)\s*(s|sec|m|min|h|d)?\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
 
+MIN_INTERVAL_SECONDS = 1
+MAX_INTERVAL_SECONDS = 366 * 86400  # also a CHECK constraint on sources.interval (migration 004)
 
-def parse_duration(text: str) -> int:
-    """Parse ``90s``, ``15m``, ``2h``, ``1d`` or plain seconds into whole seconds (> 0)."""
+
+def shorten(text: str, limit: int = 80) -> str:
+    """``repr`` of user input, cut to about ``limit`` characters so a huge argument is not echoed whole."""
+    if len(text) <= limit:
+        return repr(text)
+    return repr(text[:limit]) + f"… ({len(text)} characters)"
+
+
+def parse_duration(text: str, maximum: int = MAX_INTERVAL_SECONDS) -> int:
+    """Parse ``90s``, ``15m``, ``2h``, ``1d`` or plain seconds into whole seconds (1 s to ``maximum``)."""
     match = _DURATION_RE.match(text)
     if not match:
-        raise ValueError(f"{text!r} is not a duration (examples: 90s, 15m, 2h)")
+        raise ValueError(f"{shorten(text)} is not a duration (examples: 90s, 15m, 2h)")
     seconds = float(match.group(1)) * _UNIT_SECONDS[(match.group(2) or "s").lower()]
-    if seconds < 1:
-        raise ValueError(f"{text!r} is shorter than one second")
+    if seconds < MIN_INTERVAL_SECONDS:
+        raise ValueError(f"{shorten(text)} is shorter than one second")
+    if seconds > maximum:
+        raise ValueError(f"{shorten(text)} is longer than {format_duration(maximum)}")
     return int(seconds)
 
 
@@ -80,17 +100,37 @@ class Settings:
     notify_lease_seconds: int = 120
     health_stale_ticks: int = 5
     db_wait: int = 120  # HAOWATCH_DB_WAIT: how long `run` and `db upgrade` wait for DATABASE_URL at start
+    allowed_hosts: tuple[str, ...] = NETEASE_HOPS
+    max_response_bytes: int = 8 * 1024 * 1024
+    max_header_bytes: int = 64 * 1024
+    retry_wait_total: int = 120
 
 
 _DEFAULTS = Settings()
 
 
+_ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
 def _read_dotenv(path: Path) -> dict[str, str]:
+    # Errors name the file and line only: never the line's text, which may hold a password.
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
     values: dict[str, str] = {}
-    for raw in path.read_text(encoding="utf-8").splitlines():
+    for number, raw_bytes in enumerate(data.splitlines(), start=1):
+        try:
+            raw = raw_bytes.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: line {number} is not UTF-8 text") from None
+        if "\x00" in raw:
+            raise ConfigError(f"{path}: line {number} contains a NUL character")
         line = raw.strip()
-        if not line or line.startswith("#") or "=" not in line:
+        if not line or line.startswith("#"):
             continue
+        if "=" not in line or not _ENV_KEY_RE.match(line.removeprefix("export ").partition("=")[0].strip()):
+            raise ConfigError(f"{path}: line {number} is not NAME=value")
         key, _, value = line.removeprefix("export ").partition("=")
         values[key.strip()] = value.strip().strip("'\"")
     return values
@@ -105,30 +145,90 @@ def _env(environ: Mapping[str, str]) -> dict[str, str]:
     return merged
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0, maximum: int = 2**31) -> int:
+_INT_RE = re.compile(r"^\s*[+-]?[0-9]{1,12}\s*$")
+_FLOAT_RE = re.compile(r"^\s*[+-]?[0-9]{0,12}(?:\.[0-9]{0,9})?\s*$")
+_SIZE_RE = re.compile(r"^\s*([0-9]{1,12})\s*(b|k|kb|kib|m|mb|mib)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024**2, "mb": 1024**2, "mib": 1024**2}
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int) -> int:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+    if not _INT_RE.match(raw):  # ASCII digits only, no 1e3, no 10**100-digit strings
+        raise ConfigError(f"{name}={shorten(raw)} is not a whole number")
+    value = int(raw)
     if not minimum <= value <= maximum:
-        raise ConfigError(f"{name}={raw!r} must be between {minimum} and {maximum}")
+        raise ConfigError(f"{name}={shorten(raw)} must be between {minimum} and {maximum}")
     return value
 
 
-def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
+def _float(env: Mapping[str, str], name: str, default: float, minimum: float, maximum: float) -> float:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number") from None
-    if value < minimum:
-        raise ConfigError(f"{name}={raw!r} must be at least {minimum}")
+    # Plain decimals only: float() would also take inf, nan and 1e20.
+    if not _FLOAT_RE.match(raw) or not any(ch.isdigit() for ch in raw):
+        raise ConfigError(f"{name}={shorten(raw)} is not a number (plain decimal, e.g. 2.5)")
+    value = float(raw)
+    if not math.isfinite(value) or not minimum <= value <= maximum:
+        raise ConfigError(f"{name}={shorten(raw)} must be between {minimum:g} and {maximum:g}")
     return value
+
+
+def _size(env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    match = _SIZE_RE.match(raw)
+    if not match:
+        raise ConfigError(f"{name}={shorten(raw)} is not a size (examples: 8MB, 512KB, 1048576)")
+    value = int(match.group(1)) * _SIZE_UNITS[(match.group(2) or "b").lower()]
+    if not minimum <= value <= maximum:
+        raise ConfigError(f"{name}={shorten(raw)} must be between {minimum} and {maximum} bytes")
+    return value
+
+
+_HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)(?!-)[a-z0-9-]{1,63}(?<!-)(?:\.(?!-)[a-z0-9-]{1,63}(?<!-))*\.?$")
+
+
+def _valid_host(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    if re.fullmatch(r"[0-9.]+", host):  # looks like an IPv4 address but is not one (300.1.2.3)
+        return False
+    return bool(_HOSTNAME_RE.match(host.lower()))
+
+
+def _host(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not _valid_host(raw.strip("[]")):
+        raise ConfigError(f"{name}={shorten(raw)} is not an IP address or host name")
+    return raw.strip("[]")
+
+
+def _hosts(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    hosts: list[str] = []
+    for part in raw.split(","):
+        entry = part.strip().lower()
+        if not entry:
+            continue
+        host, _, port = entry.rpartition(":") if entry.count(":") == 1 else (entry, "", "")
+        if port and (not port.isascii() or not port.isdigit() or not 1 <= int(port) <= 65535):
+            raise ConfigError(f"{name}: {shorten(part.strip())} has a bad port")
+        bare = host.removeprefix("*.").removeprefix(".")
+        if not _valid_host(bare.strip("[]")):
+            raise ConfigError(f"{name}: {shorten(part.strip())} is not a host name (host, host:port or *.domain)")
+        hosts.append(entry)
+    return tuple(hosts)
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -143,14 +243,18 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigError(f"{name}={raw!r} is not a boolean (use 1 or 0)")
 
 
-def _duration(env: Mapping[str, str], name: str, default: int) -> int:
+def _duration(env: Mapping[str, str], name: str, default: int, minimum: int = 1,
+              maximum: int = MAX_INTERVAL_SECONDS) -> int:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return default
     try:
-        return parse_duration(raw)
+        value = parse_duration(raw, maximum)
     except ValueError as exc:
         raise ConfigError(f"{name}: {exc}") from None
+    if value < minimum:
+        raise ConfigError(f"{name}: {shorten(raw)} is shorter than {format_duration(minimum)}")
+    return value
 
 
 def _wait(env: Mapping[str, str], name: str, default: int, maximum: int = 86400) -> int:
@@ -166,9 +270,13 @@ def _wait(env: Mapping[str, str], name: str, default: int, maximum: int = 86400)
 
 def _http_url(env: Mapping[str, str], name: str, default: str) -> str:
     raw = (env.get(name) or default).strip()
-    parts = urlsplit(raw)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"{name}={raw!r} is not an http(s) URL")
+    try:
+        parts = urlsplit(raw)
+        port = parts.port  # raises for a port out of range or not a number
+    except ValueError:
+        raise ConfigError(f"{name}={shorten(raw)} is not an http(s) URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == 0 or not raw.isascii():
+        raise ConfigError(f"{name}={shorten(raw)} is not an http(s) URL")
     return raw.rstrip("/")
 
 
@@ -189,7 +297,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env = _env(os.environ if environ is None else environ)
     level = env.get("HAOWATCH_LOG_LEVEL", "INFO").strip().upper() or "INFO"
     if level not in ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"):
-        raise ConfigError(f"HAOWATCH_LOG_LEVEL={level!r} is not a log level")
+        raise ConfigError(f"HAOWATCH_LOG_LEVEL={shorten(level)} is not a log level")
+    user_agent = env.get("HAOWATCH_USER_AGENT", "").strip() or DEFAULT_USER_AGENT
+    if not user_agent.isascii() or not user_agent.isprintable() or len(user_agent) > 512:
+        raise ConfigError("HAOWATCH_USER_AGENT must be printable ASCII of at most 512 characters")
     revisit_raw = env.get("HAOWATCH_REVISIT_AGES", "").strip()
     revisit = _DEFAULTS.revisit_ages
     if revisit_raw:
@@ -197,6 +308,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             revisit = tuple(sorted(parse_duration(part) for part in revisit_raw.split(",") if part.strip()))
         except ValueError as exc:
             raise ConfigError(f"HAOWATCH_REVISIT_AGES: {exc}") from None
+        if len(revisit) > 20:
+            raise ConfigError("HAOWATCH_REVISIT_AGES: at most 20 ages")
     data_dir = env.get("HAOWATCH_DATA_DIR", "").strip()
     pg_bindir = env.get("HAOWATCH_PG_BINDIR", "").strip()
     return Settings(
@@ -207,19 +320,19 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         pg_bindir=Path(pg_bindir).expanduser() if pg_bindir else None,
         log_level=level,
         log_json=_bool(env, "HAOWATCH_LOG_JSON", False),
-        user_agent=env.get("HAOWATCH_USER_AGENT", "").strip() or DEFAULT_USER_AGENT,
+        user_agent=user_agent,
         concurrency=_int(env, "HAOWATCH_CONCURRENCY", _DEFAULTS.concurrency, 1, 16),
-        download_delay=_float(env, "HAOWATCH_DOWNLOAD_DELAY", _DEFAULTS.download_delay),
+        download_delay=_float(env, "HAOWATCH_DOWNLOAD_DELAY", _DEFAULTS.download_delay, 0.0, 600.0),
         request_timeout=_int(env, "HAOWATCH_REQUEST_TIMEOUT", _DEFAULTS.request_timeout, 1, 600),
         retry_times=_int(env, "HAOWATCH_RETRY_TIMES", _DEFAULTS.retry_times, 0, 20),
-        retry_backoff=_float(env, "HAOWATCH_RETRY_BACKOFF", _DEFAULTS.retry_backoff),
+        retry_backoff=_float(env, "HAOWATCH_RETRY_BACKOFF", _DEFAULTS.retry_backoff, 0.0, 600.0),
         tick_seconds=_int(env, "HAOWATCH_TICK_SECONDS", _DEFAULTS.tick_seconds, 1, 86400),
         default_interval=_duration(env, "HAOWATCH_DEFAULT_INTERVAL", _DEFAULTS.default_interval),
         max_backoff=_duration(env, "HAOWATCH_MAX_BACKOFF", _DEFAULTS.max_backoff),
-        crawl_timeout=_duration(env, "HAOWATCH_CRAWL_TIMEOUT", _DEFAULTS.crawl_timeout),
-        lease_seconds=_duration(env, "HAOWATCH_LEASE", _DEFAULTS.lease_seconds),
+        crawl_timeout=_duration(env, "HAOWATCH_CRAWL_TIMEOUT", _DEFAULTS.crawl_timeout, 10, 7 * 86400),
+        lease_seconds=_duration(env, "HAOWATCH_LEASE", _DEFAULTS.lease_seconds, 10, 7 * 86400),
         revisit_ages=revisit,
-        http_host=env.get("HAOWATCH_HTTP_HOST", "").strip() or _DEFAULTS.http_host,
+        http_host=_host(env, "HAOWATCH_HTTP_HOST", _DEFAULTS.http_host),
         http_port=_int(env, "HAOWATCH_HTTP_PORT", _DEFAULTS.http_port, 0, 65535),
         sources_per_crawl=_int(env, "HAOWATCH_SOURCES_PER_CRAWL", _DEFAULTS.sources_per_crawl, 1, 100000),
         parse_workers=_int(env, "HAOWATCH_PARSE_WORKERS", _DEFAULTS.parse_workers, 0, 16),
@@ -231,4 +344,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         notify_lease_seconds=_int(env, "HAOWATCH_NOTIFY_LEASE_SECONDS", _DEFAULTS.notify_lease_seconds, 2, 3600),
         health_stale_ticks=_int(env, "HAOWATCH_HEALTH_STALE_TICKS", _DEFAULTS.health_stale_ticks, 1, 10000),
         db_wait=_wait(env, "HAOWATCH_DB_WAIT", _DEFAULTS.db_wait),
+        allowed_hosts=_hosts(env, "HAOWATCH_ALLOWED_HOSTS", _DEFAULTS.allowed_hosts),
+        max_response_bytes=_size(env, "HAOWATCH_MAX_RESPONSE_SIZE", _DEFAULTS.max_response_bytes,
+                                 64 * 1024, 64 * 1024 * 1024),
+        max_header_bytes=_size(env, "HAOWATCH_MAX_HEADER_SIZE", _DEFAULTS.max_header_bytes, 4 * 1024, 1024 * 1024),
+        retry_wait_total=_duration(env, "HAOWATCH_RETRY_WAIT_TOTAL", _DEFAULTS.retry_wait_total, 1, 3600),
     )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
@@ -84,8 +86,11 @@ class HealthServer:
         try:
             self._server = ThreadingHTTPServer((self.host, self.port), Handler)
         except OSError as exc:
+            # An unknown or foreign address is the host's fault; a taken or forbidden port the port's.
+            bad_host = isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL
+            variable = "HAOWATCH_HTTP_HOST" if bad_host else "HAOWATCH_HTTP_PORT"
             raise StartupError(
-                f"cannot serve health on {self.host}:{self.port} ({exc.strerror}); set HAOWATCH_HTTP_PORT"
+                f"cannot serve health on {self.host}:{self.port} ({exc.strerror}); set {variable}"
             ) from None
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True, name="health").start()
