@@ -15,6 +15,7 @@ class ArticleItem:
     page: ArticlePage
     source_tid: str | None
     fetched_at: datetime
+    fetched_url: str | None = None  # where the page actually came from (after NetEase's own redirects)
 
 
 @dataclass(slots=True)

@@ -159,7 +159,7 @@ class StorePipeline(_StatsMixin):
         if isinstance(item, ArticleItem):
             result = articles_db.store_article(
                 conn, item.page, source_tid=item.source_tid, content_hash=content_hash(item.page.body_paragraphs),
-                fetched_at=item.fetched_at, revisit_ages=self.revisit_ages,
+                fetched_at=item.fetched_at, revisit_ages=self.revisit_ages, fetched_url=item.fetched_url,
             )
             key = {"new": "new_articles", "duplicate": "duplicate_articles", "updated": "updated_articles",
                    "unchanged": "unchanged_articles", "restored": "restored_articles"}[result.outcome]

@@ -47,9 +47,21 @@ def scrapy_settings(settings: Settings, database_url: str) -> dict[str, Any]:
         "HAOWATCH_RETRY_BACKOFF_BASE": settings.retry_backoff,
         "HAOWATCH_RETRY_BACKOFF_MAX": 60.0,
         "HAOWATCH_RETRY_AFTER_MAX": 300.0,
+        "HAOWATCH_RETRY_WAIT_TOTAL": float(settings.retry_wait_total),
+        # Size caps: the body (Scrapy also applies it after decompression, so a gzip bomb stops at
+        # the cap) and the header block. A refused response is not retried.
+        "DOWNLOAD_MAXSIZE": settings.max_response_bytes,
+        "DOWNLOAD_WARNSIZE": 0,
+        "HAOWATCH_MAX_HEADER_SIZE": settings.max_header_bytes,
+        # Only NetEase's own redirects are followed (see OffsiteMiddleware); never a meta refresh.
+        "METAREFRESH_ENABLED": False,
+        "REDIRECT_MAX_TIMES": 5,
+        "HAOWATCH_ALLOWED_HOSTS": list(settings.allowed_hosts),
         "DOWNLOADER_MIDDLEWARES": {
             "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
             "crawler.middlewares.BackoffRetryMiddleware": 550,
+            # Above the redirect middleware (600): sees each 3xx before it is followed.
+            "crawler.middlewares.OffsiteMiddleware": 650,
         },
         "ITEM_PIPELINES": {
             "crawler.pipelines.ValidatePipeline": 100,
@@ -66,6 +78,7 @@ def scrapy_settings(settings: Settings, database_url: str) -> dict[str, Any]:
         "HAOWATCH_PARSE_WORKERS": settings.parse_workers,
         # Scrapy's records go to the root logger, which haowatch routes into loguru.
         "LOG_INSTALL_ROOT_HANDLER": False,
+        "LOG_FORMATTER": "crawler.logformatter.ShortLogFormatter",
         "LOG_LEVEL": "DEBUG" if settings.log_level in ("DEBUG", "TRACE") else "INFO",
         "LOGSTATS_INTERVAL": 60.0,
         "MEMUSAGE_ENABLED": False,

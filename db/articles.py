@@ -59,13 +59,14 @@ def store_article(
     content_hash: str,
     fetched_at: datetime,
     revisit_ages: Sequence[int] = (),
+    fetched_url: str | None = None,
 ) -> StoreResult:
     """Store a fetched article with its links and an account snapshot, in one transaction.
 
     A new article is inserted (marked ``duplicate_of`` an earlier article with the same body); a
     known one whose title or body changed keeps its previous version in ``article_revisions``;
     an unchanged one only records that it was seen. ``revisit_ages`` (seconds after first seen)
-    set the article's next revisit.
+    set the article's next revisit; ``fetched_url`` is where the page actually came from.
     """
     with conn.transaction():
         existing = conn.execute(
@@ -80,6 +81,8 @@ def store_article(
             result = _insert_article(conn, page, source_tid, content_hash, fetched_at, next_revisit_at)
         else:
             result = _update_article(conn, existing, page, source_tid, content_hash, fetched_at, next_revisit_at)
+        if fetched_url is not None:
+            conn.execute("UPDATE articles SET fetched_url = %s WHERE docid = %s", (fetched_url, page.docid))
         _store_links(conn, page.docid, page.links, fetched_at)
         if page.account.tid:
             _snapshot(conn, page.account.tid, page.account.name, page.account.article_count,

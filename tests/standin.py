@@ -1,7 +1,9 @@
 """A stand-in NetEase site: a real HTTP server on 127.0.0.1 serving pages built from fixtures.
 
 Tests publish, edit and delete articles on it, script failures for given paths (404, 503, 429 with
-Retry-After, slow answers, truncated bodies, dropped connections) and read its request log.
+Retry-After, slow answers, truncated bodies, dropped connections, redirects, huge or endless
+answers) and read its request log. A site can listen on any loopback address (``host``), so tests
+can stand up a second, foreign host next to it.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import json
 import re
 import threading
 import time
+import zlib
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,13 +30,17 @@ TEMPLATE = next((Path(__file__).parent / "fixtures" / "article").glob("*2024*/pa
 class Behaviour:
     """One scripted answer: ``status`` (with headers), ``slow`` (delay, then normal),
     ``truncate`` (announce the full length, send part, close), ``cut_html`` (a complete answer whose
-    HTML stops half-way), ``drop`` (close without answering) or ``body`` (these bytes)."""
+    HTML stops half-way), ``drop`` (close without answering), ``body`` (these bytes, with headers),
+    ``huge`` (``size`` bytes of HTML streamed, announced or not), ``gzip_bomb`` (a small gzip body
+    inflating to ``size`` bytes) or ``endless_headers`` (headers until the client hangs up)."""
 
     kind: str
     status: int = 200
     delay: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
+    size: int = 0
+    announce: bool = True
 
 
 def status(code: int, **headers: str) -> Behaviour:
@@ -56,8 +63,47 @@ def drop() -> Behaviour:
     return Behaviour("drop")
 
 
-def body(data: bytes, code: int = 200) -> Behaviour:
-    return Behaviour("body", status=code, body=data)
+def body(data: bytes, code: int = 200, **headers: str) -> Behaviour:
+    return Behaviour("body", status=code, body=data, headers={k.replace("_", "-"): v for k, v in headers.items()})
+
+
+def redirect(location: str, code: int = 302) -> Behaviour:
+    """Answer with a redirect to ``location`` (absolute, or a path on this site)."""
+    return Behaviour("status", status=code, headers={"Location": location})
+
+
+def meta_refresh(location: str) -> Behaviour:
+    """A 200 page whose only content is a ``<meta http-equiv=refresh>`` to ``location``."""
+    html = f'<html><head><meta http-equiv="refresh" content="0; url={location}"></head><body></body></html>'
+    return Behaviour("body", body=html.encode())
+
+
+def huge(size: int, announce: bool = True) -> Behaviour:
+    """``size`` bytes of HTML, streamed; with ``announce`` a Content-Length says so up front."""
+    return Behaviour("huge", size=size, announce=announce)
+
+
+def gzip_bomb(size: int) -> Behaviour:
+    """A gzip body (about size/1000 bytes on the wire) that inflates to ``size`` bytes."""
+    return Behaviour("gzip_bomb", size=size)
+
+
+def endless_headers() -> Behaviour:
+    return Behaviour("endless_headers")
+
+
+_bomb_cache: dict[int, bytes] = {}
+
+
+def _gzip_of_zeros(size: int) -> bytes:
+    if size not in _bomb_cache:
+        packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+        chunk = b"\0" * (1 << 20)
+        parts = [packer.compress(chunk) for _ in range(size // len(chunk))]
+        parts.append(packer.compress(b"\0" * (size % len(chunk))))
+        parts.append(packer.flush())
+        _bomb_cache[size] = b"".join(parts)
+    return _bomb_cache[size]
 
 
 @dataclass
@@ -83,7 +129,8 @@ class _Account:
 class StandinSite:
     """The stand-in site. Use as a context manager or call :meth:`start` / :meth:`stop`."""
 
-    def __init__(self, template_html: str | None = None, latency: float = 0.0) -> None:
+    def __init__(self, template_html: str | None = None, latency: float = 0.0, host: str = "127.0.0.1") -> None:
+        self.host = host
         self.template = template_html or TEMPLATE.read_text(encoding="utf-8")
         self.latency = latency  # seconds added to every answer, like a distant real site
         self.accounts: dict[str, _Account] = {}
@@ -109,7 +156,7 @@ class StandinSite:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer((self.host, 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
@@ -118,7 +165,7 @@ class StandinSite:
     @property
     def url(self) -> str:
         assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"http://{self.host}:{self._server.server_address[1]}"
 
     def stop(self) -> None:
         if self._server is not None:
@@ -214,6 +261,9 @@ class StandinSite:
         if behaviour is not None and behaviour.kind == "drop":
             handler.close_connection = True
             return
+        if behaviour is not None and behaviour.kind in ("huge", "gzip_bomb", "endless_headers"):
+            self._send_hostile(handler, behaviour)
+            return
         if behaviour is not None and behaviour.kind in ("status", "body"):
             payload = behaviour.body or f"<html><body>{behaviour.status}</body></html>".encode()
             self._send(handler, behaviour.status, payload, behaviour.headers)
@@ -231,6 +281,39 @@ class StandinSite:
         if behaviour is not None and behaviour.kind == "cut_html":
             payload = payload[: len(payload) // 3]
         self._send(handler, code, payload, {"Content-Type": ctype})
+
+    @staticmethod
+    def _send_hostile(handler: BaseHTTPRequestHandler, behaviour: Behaviour) -> None:
+        handler.close_connection = True
+        try:
+            if behaviour.kind == "endless_headers":
+                handler.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n")
+                filler = "x" * 100
+                for n in range(10**9):
+                    handler.wfile.write(f"X-Filler-{n}: {filler}\r\n".encode())
+                return
+            if behaviour.kind == "gzip_bomb":
+                payload = _gzip_of_zeros(behaviour.size)
+                handler.send_response(200)
+                handler.send_header("Content-Type", "text/html; charset=utf-8")
+                handler.send_header("Content-Encoding", "gzip")
+                handler.send_header("Content-Length", str(len(payload)))
+                handler.end_headers()
+                handler.wfile.write(payload)
+                return
+            handler.send_response(200)
+            handler.send_header("Content-Type", "text/html; charset=utf-8")
+            if behaviour.announce:
+                handler.send_header("Content-Length", str(behaviour.size))
+            handler.end_headers()
+            chunk = b"<p>" + "很长的页面。".encode() * 5000 + b"</p>\n"
+            sent = 0
+            while sent < behaviour.size:
+                piece = chunk[: behaviour.size - sent]
+                handler.wfile.write(piece)
+                sent += len(piece)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client refused the answer part-way: what these behaviours are for
 
     @staticmethod
     def _send(handler: BaseHTTPRequestHandler, code: int, payload: bytes, headers: dict[str, str]) -> None:

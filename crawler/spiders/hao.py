@@ -13,6 +13,7 @@ from typing import Any
 import scrapy
 from loguru import logger
 from scrapy.downloadermiddlewares.retry import get_retry_request
+from scrapy.exceptions import DownloadCancelledError, IgnoreRequest
 from scrapy.http import Response
 from twisted.python.failure import Failure
 
@@ -21,6 +22,7 @@ from crawler.extract.listapi import parse_list_api
 from crawler.extract.types import AccountPage, ArticlePage, NotFoundPage
 from crawler.ids import account_url, article_url, canonical_article_url, list_api_url
 from crawler.items import ArticleItem, FetchFailedItem, GoneItem, ListingItem, SourceCheckItem
+from crawler.offsite import RefusedResponse, TooLarge
 from crawler.parsing import PageParser
 from crawler.settings import REFERER
 
@@ -157,7 +159,14 @@ class HaoSpider(scrapy.Spider):
 
     def account_failed(self, failure: Failure) -> Iterator[Any]:
         request = failure.request  # type: ignore[attr-defined]
+        self._count_refusal(failure)
         yield self._source_failed(request.meta["tid"], "http_error", _failure_text(failure))
+
+    def _count_refusal(self, failure: Failure) -> None:
+        refusal = _refusal(failure.value)
+        if refusal is not None:
+            self._stat("refused_responses")
+            self._stat(f"refused/{refusal}")
 
     def _source_failed(self, tid: str, status: str, error: str) -> SourceCheckItem:
         self._stat("source_errors")
@@ -181,6 +190,7 @@ class HaoSpider(scrapy.Spider):
             yield self._list_request(tid, response.meta["wemedia_id"], page + 1)
 
     def list_failed(self, failure: Failure) -> None:
+        self._count_refusal(failure)
         self._stat("errors")
         logger.warning("list API request failed: {}", _failure_text(failure))
 
@@ -194,7 +204,7 @@ class HaoSpider(scrapy.Spider):
             return
         result = await self.parser.parse(response.body, response.url, _content_type(response))
         if isinstance(result, ArticlePage) and result.docid == docid:
-            yield ArticleItem(page=result, source_tid=tid, fetched_at=_now())
+            yield ArticleItem(page=result, source_tid=tid, fetched_at=_now(), fetched_url=response.url)
         elif isinstance(result, NotFoundPage):
             yield self._gone(docid, tid, meta)
         else:
@@ -216,14 +226,29 @@ class HaoSpider(scrapy.Spider):
 
     def article_failed(self, failure: Failure) -> Iterator[Any]:
         request = failure.request  # type: ignore[attr-defined]
+        self._count_refusal(failure)
         self._stat("errors")
         error = _failure_text(failure)
         logger.warning("article {} not fetched: {}; retried on a later check", request.meta["docid"], error)
         yield FetchFailedItem(request.meta["docid"], error)
 
 
+def _refusal(value: BaseException) -> str | None:
+    """Why a response was refused (off-site, redirect loop, too large), or None for other failures."""
+    if isinstance(value, RefusedResponse):
+        return value.reason
+    if isinstance(value, DownloadCancelledError) or (isinstance(value, IgnoreRequest)
+                                                     and "DOWNLOAD_MAXSIZE" in str(value)):
+        return TooLarge.reason  # Scrapy's own body and decompression limits (HAOWATCH_MAX_RESPONSE_SIZE)
+    return None
+
+
 def _failure_text(failure: Failure) -> str:
     value = failure.value
+    if isinstance(value, RefusedResponse):
+        return str(value)[:300]
+    if _refusal(value) is not None:
+        return f"too large: response body over HAOWATCH_MAX_RESPONSE_SIZE ({str(value)[:200]})"
     response = getattr(value, "response", None)
     if response is not None:
         return f"HTTP {response.status}"
