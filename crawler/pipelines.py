@@ -16,6 +16,7 @@ from scrapy.exceptions import DropItem
 from crawler.extract import content_hash
 from crawler.ids import DOCID_RE, TID_RE
 from crawler.items import ArticleItem, FetchFailedItem, GoneItem, ListingItem, SourceCheckItem
+from crawler.logformatter import describe_item
 from db import articles as articles_db
 from db import sources as sources_db
 
@@ -136,6 +137,12 @@ class StorePipeline(_StatsMixin):
                     logger.error("could not store {}: {}", type(item).__name__, str(exc).splitlines()[0])
                     raise DropItem(f"database unavailable: {exc}") from exc
                 time.sleep(min(10.0, 0.5 * 2**attempt))
+            except UnicodeEncodeError as exc:
+                # Text no database can hold (a lone surrogate, a NUL): this item alone is dropped.
+                self._stat("errors")
+                self._stat("store_failures")
+                logger.error("could not store {}: {}", describe_item(item), type(exc).__name__)
+                raise DropItem(f"unstorable text: {type(exc).__name__}") from exc
             except psycopg.Error as exc:
                 # Rejected by the database (a constraint, a bug): rolled back, counted, never half-written.
                 self._stat("errors")

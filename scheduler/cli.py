@@ -431,6 +431,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``haowatch`` console script."""
+    from scheduler.logs import safe_defaults
+
+    safe_defaults()
     try:
         args = build_parser().parse_args(argv)
         settings = load_settings()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 from loguru import logger
@@ -40,6 +41,20 @@ class _InterceptHandler(logging.Handler):
 
 def _redact_record(record: dict) -> None:
     record["message"] = redact(record["message"])
+
+
+def safe_defaults() -> None:
+    """Before settings are read: warnings and errors only, and never a traceback's local variables.
+
+    loguru's default handler has ``diagnose`` on, which prints the values of every variable of a
+    traceback: ``os.environ``, a database URL with its password. It must never be in effect, in
+    this process or in any process it starts (loguru reads these variables when imported).
+    """
+    os.environ["LOGURU_DIAGNOSE"] = "NO"
+    os.environ["LOGURU_BACKTRACE"] = "NO"
+    logger.remove()
+    logger.add(sys.stderr, level="WARNING", backtrace=False, diagnose=False, format="{level}: {message}")
+    logger.configure(patcher=_redact_record)  # type: ignore[arg-type]
 
 
 def setup_logging(level: str = "INFO", json_lines: bool = False) -> None:

@@ -8,6 +8,7 @@ releasing, listing, status or metrics.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import psycopg
@@ -254,3 +255,48 @@ def test_sources_release_releases_a_stuck_claim(db_url: str) -> None:
     assert "was not claimed" in run_cli("sources", "release", TID_B, db_url=db_url).stdout
     again = run_cli("sources", "release", "T1000000000000", db_url=db_url)
     assert again.returncode == 2 and "not a watched source" in again.stderr
+
+
+# --- no traceback with local variables, ever ---------------------------------------------------
+
+
+def test_an_internal_error_before_logging_is_set_up_shows_no_local_variables(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, scheduler.cli as cli\n"
+        "def boom(*a, **k):\n"
+        "    password = 'hunter2-local'\n"
+        "    raise RuntimeError('settings exploded')\n"
+        "cli.load_settings = boom\n"
+        "sys.exit(cli.main(['status']))\n"
+    )
+    env = {"PATH": "/usr/bin:/bin", "HAOWATCH_ENV_FILE": "/nonexistent", "LOGURU_LEVEL": "TRACE",
+           "DATABASE_URL": "postgresql://u:hunter2-env@127.0.0.1:1/x"}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
+                         cwd=Path(__file__).parent.parent, timeout=60, check=False)
+    assert out.returncode == 1, out.stderr
+    assert "hunter2" not in out.stderr and "hunter2" not in out.stdout
+    assert out.stderr.strip().splitlines() == ["haowatch: internal error: RuntimeError: settings exploded"]
+
+
+def test_logging_setup_never_enables_diagnose() -> None:
+    from loguru import logger
+
+    from scheduler.logs import safe_defaults, setup_logging
+
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    try:
+        safe_defaults()
+        for handler in logger._core.handlers.values():  # type: ignore[attr-defined]
+            assert handler._exception_formatter._diagnose is False  # type: ignore[attr-defined]
+        for json_lines in (False, True):
+            setup_logging("DEBUG", json_lines)
+            for handler in logger._core.handlers.values():  # type: ignore[attr-defined]
+                assert handler._exception_formatter._diagnose is False  # type: ignore[attr-defined]
+                assert handler._exception_formatter._backtrace is False  # type: ignore[attr-defined]
+    finally:
+        root.handlers, root.level = saved
+        logger.remove()

@@ -7,14 +7,16 @@ second, foreign one (another address, or another port of the same address).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
 
+from db.connection import connect
 from tests import standin
 from tests.helpers import run_cli
 from tests.standin import StandinSite
-from tests.test_crawl_e2e import TID_A, add_sources, crawl_env, docid, paragraphs, rows
+from tests.test_crawl_e2e import TID_A, W_A, add_sources, crawl_env, docid, paragraphs, rows
 
 ARTICLE = docid(1)
 PATH = f"/dy/article/{ARTICLE}.html"
@@ -189,3 +191,54 @@ def test_the_total_retry_wait_of_a_page_is_bounded(site: StandinSite, db_url: st
     assert run["stats"]["haowatch/retry_wait_seconds"] <= 2.0
     assert run["stats"]["haowatch/retry_budget_exhausted"] == 1
     assert len(site.requests(PATH)) == 3  # first try, two 1 s retries, then the budget is spent
+
+
+# --- list-API items ----------------------------------------------------------------------------
+
+
+def _list_page(items: list[dict]) -> bytes:
+    return json.dumps({"code": 0, "data": {"list": items}}).encode()  # ensure_ascii: \u0000, \ud800 as escapes
+
+
+@pytest.mark.parametrize("poison", ["\x00", "\ud800", "\udfff tail", "\x1b[2J"], ids=["nul", "surrogate",
+                                                                                     "low-surrogate", "escape"])
+def test_one_bad_list_api_item_is_cleaned_alone_and_counted(site: StandinSite, db_url: str, poison: str) -> None:
+    good = [{"docid": docid(n), "title": f"文章{n}", "ptime": "2026-01-22 19:08:49", "source": "史鹷的生活科普",
+             "imgsrc": None} for n in (2, 3)]
+    bad = {"docid": docid(4), "title": f"坏{poison}标题", "ptime": f"2026-01-22{poison}", "source": f"x{poison}",
+           "imgsrc": f"https://nimg.ws.126.net/{poison}.jpg"}
+    skipped = {"docid": f"{poison}K00000050514R9KQ", "title": "没有合法的文章号"}
+    for n in (2, 3, 4):
+        site.publish(TID_A, docid(n), f"文章{n}", paragraphs(f"L{n}"), listed=False)
+    site.script("/v2/article/list.do", standin.body(_list_page([good[0], bad, skipped, good[1]]),
+                                                    Content_Type="application/json;charset=UTF-8"))
+    add_sources(db_url, TID_A)
+    with connect(db_url) as conn:
+        conn.execute("UPDATE sources SET wemedia_id = %s", (W_A,))
+    out = run_cli("backfill", TID_A, "--pages", "1", db_url=db_url, env=crawl_env(site), timeout=240)
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr[-3000:]
+    listed = rows(db_url, "SELECT item_id, title, thumbnail FROM listed_items ORDER BY item_id")
+    assert [r["item_id"] for r in listed] == [docid(2), docid(3), docid(4)]
+    assert all("\x00" not in (r["title"] or "") and "\x1b" not in (r["title"] or "") for r in listed)
+    assert listed[2]["title"].startswith("坏") and listed[2]["title"].endswith("标题")
+    assert [r["docid"] for r in rows(db_url, "SELECT docid FROM articles ORDER BY docid")] == [
+        docid(2), docid(3), docid(4)]
+    run = last_stats(db_url)
+    assert run["stats"]["haowatch/list_items_cleaned"] == 1 and run["stats"]["haowatch/list_items_skipped"] == 1
+    assert "0 errors" in out.stdout
+
+
+def test_a_dropped_item_logs_one_short_json_line(site: StandinSite, db_url: str) -> None:
+    # An article the database refuses (a CHECK on the title length, for this test only) is
+    # dropped with one short line, not the whole item.
+    with connect(db_url) as conn:
+        conn.execute("ALTER TABLE articles ADD CONSTRAINT test_title_short CHECK (length(title) < 5)")
+    site.publish(TID_A, docid(7), "很长的标题" * 10, paragraphs("长" * 2000, 40))
+    add_sources(db_url, TID_A)
+    out = run_cli("crawl", db_url=db_url, env={**crawl_env(site), "HAOWATCH_LOG_JSON": "1"}, timeout=240)
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]  # every line is JSON
+    dropped = [r for r in records if "Dropped" in r["record"]["message"]]
+    assert dropped, [r["record"]["message"] for r in records]
+    assert all(len(line) < 4000 for line in lines)  # was a 30 KB dump of the article
+    assert all(len(r["record"]["message"]) < 500 and "\n" not in r["record"]["message"] for r in dropped)

@@ -18,7 +18,7 @@ from scrapy.http import Response
 from twisted.python.failure import Failure
 
 from crawler.catalog import Catalog
-from crawler.extract.listapi import parse_list_api
+from crawler.extract.listapi import parse_list_api_counted
 from crawler.extract.types import AccountPage, ArticlePage, NotFoundPage
 from crawler.ids import account_url, article_url, canonical_article_url, list_api_url
 from crawler.items import ArticleItem, FetchFailedItem, GoneItem, ListingItem, SourceCheckItem
@@ -177,7 +177,12 @@ class HaoSpider(scrapy.Spider):
 
     def parse_list(self, response: Response) -> Iterator[Any]:
         tid, page = response.meta["tid"], response.meta["page"]
-        result = parse_list_api(response.body, tid)
+        result, cleaned, skipped = parse_list_api_counted(response.body, tid)
+        if cleaned or skipped:
+            # One bad item (a NUL, a lone surrogate, no docid) is cleaned or skipped alone.
+            self._stat("list_items_cleaned", cleaned)
+            self._stat("list_items_skipped", skipped)
+            logger.info("list API page {} for {}: {} items cleaned, {} skipped", page, tid, cleaned, skipped)
         if not isinstance(result, AccountPage):
             self._stat("errors")
             logger.warning("list API page {} for {}: {}", page, tid, result.reason)
