@@ -171,3 +171,19 @@ def test_truncated_editorial_pages_are_unexpected(cut: str) -> None:
     html = page_2019(TEXT)
     result = parse_page(html[: html.index(cut)], URL, "text/html")
     assert isinstance(result, UnexpectedPage) and "truncated" in result.reason
+
+
+def test_text_found_by_its_class_when_the_id_is_missing() -> None:
+    html = page_2019(TEXT).replace('class="post_text" id="endText"', 'class="post_text"')
+    result = _article(html)
+    assert result.template == "editorial_2019"
+    assert result.body_paragraphs == ["第一段正文，有一个关键词链接。", "第二段正文。"]
+
+
+@pytest.mark.parametrize(
+    "paragraph",
+    ["相关新闻报道称，当地已经启动调查。", "专题组成员介绍了情况。", "延伸阅读的习惯值得培养，记者说。"],
+)
+def test_prose_starting_with_a_box_heading_word_stays(paragraph: str) -> None:
+    result = _article(page_2019(TEXT + f"<p>{paragraph}</p>"))
+    assert result.body_paragraphs[-1] == paragraph

@@ -36,7 +36,7 @@ _NOT_TEXT_CLASSES = frozenset(
 # A block opening with one of these headings is a recommendation box (延伸阅读, 延伸·推荐, …).
 _BOX_HEADING = re.compile(
     r"^[【\[(（]?\s*(?:延伸\s*[·・.]?\s*(?:阅读|推荐)|相关(?:阅读|新闻|报道|推荐|链接)|推荐阅读|重点推荐|热点推荐|"
-    r"精彩推荐|更多精彩|猜你喜欢|专题)\s*[】\])）]?\s*[:：]?"
+    r"精彩推荐|更多精彩|猜你喜欢|专题)\s*[】\])）]?\s*(?:[:：]|$)"
 )
 _BOX_TAGS = frozenset(
     {"p", "div", "table", "ul", "ol", "pre", "section", "blockquote", "dl", "center", "h2", "h3", "h4"}
@@ -85,7 +85,7 @@ class EditorialTemplate(ArticleTemplate):
 
     name = "editorial_2019"
     marks = BodyMarks(
-        re.compile(rb"id=[\"']endText[\"']"),
+        re.compile(rb"id=[\"']endText[\"']|class=[\"'][^\"']*\b(?:post_text|end-text)\b"),
         # The source/editor line closing the text, the share bar, comments, the right-hand column.
         (b"ep-source", b"ep-editor", b"post_btmshare", b"post_comment", b"post_end", b"sharecommend-wrap",
          b"tiePostBox", b"ep-share-end", b"ep-keywords", b"post_content_side", b"ep-content-side",
@@ -95,7 +95,19 @@ class EditorialTemplate(ArticleTemplate):
     time_classes: ClassVar[tuple[str, ...]] = ("post_time_source", "ep-time-soure", "ep-time-source")
 
     def detect(self, page: Page) -> bool:
-        return has_marker(page.text, "endText") and page.first_with_id("div", "endText") is not None
+        if has_marker(page.text, "endText") and page.first_with_id("div", "endText") is not None:
+            return True
+        # Without the id, the text's own class names it, inside the template's wrapper.
+        return (has_marker(page.text, "post_text") or has_marker(page.text, "end-text")) and (
+            self._text(page) is not None and (self._main(page) is not None or self._time_source(page) is not None)
+        )
+
+    def _text(self, page: Page) -> etree._Element | None:
+        """``#endText``, else ``div.post_text`` or ``div.end-text``."""
+        found = page.first_with_id("div", "endText")
+        if found is None:
+            found = page.first_with_class("div", "post_text")
+        return found if found is not None else page.first_with_class("div", "end-text")
 
     def _main(self, page: Page) -> etree._Element | None:
         for token in self.main_classes:
@@ -119,7 +131,7 @@ class EditorialTemplate(ArticleTemplate):
         return None
 
     def locate(self, page: Page) -> Located:
-        container = page.first_with_id("div", "endText")
+        container = self._text(page)
         heading = self._heading(page, container)
         title = text_of(heading) or page.head("og:title") or _TITLE_SUFFIX.sub("", text_of(page.doc.find("head/title")))
         return Located(container, title, heading)
