@@ -162,7 +162,11 @@ def _all_text(result: PageResult) -> str:
         parts = [result.docid, result.url, result.title, result.ip_location or "", result.body_html]
         parts += [result.author_statement or "", account.tid or "", account.name or "", account.tagline or ""]
         parts += [account.wemedia_id or "", *result.images, *result.body_paragraphs]
-        parts += [f"{link.url}\n{link.title}\n{link.source}\n{link.module}\n{link.docid}" for link in result.links]
+        links = result.links
+        parts += [link.url for link in links]
+        parts += [link.title for link in links if link.title]
+        parts += [link.source for link in links if link.source]
+        parts += [link.module for link in links if link.module]
         return "\n".join(parts)
     strings: list[str] = []
     _strings(result, strings)

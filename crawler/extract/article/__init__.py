@@ -1,13 +1,13 @@
 """Article pages, one module per template; the parse flow they share is in :mod:`.skeleton`.
 
-Templates, in detection order: the editorial news templates of 2015–2016 and 2019–2020
-(``<channel>.163.com/<yy>/<mmdd>/<hh>/<DOCID>.html``), desktop "post2020_dy" (网易号 and editorial
-``/<channel>/article/``), mobile, and the 2019 legacy 网易订阅 page.
+Templates: desktop "post2020_dy" (网易号 and editorial ``/<channel>/article/``), mobile, the 2019
+legacy 网易订阅 page, and the editorial news templates of 2015–2016 and 2019–2020
+(``<channel>.163.com/<yy>/<mmdd>/<hh>/<DOCID>.html``).
 """
 
 from __future__ import annotations
 
-from crawler.extract.article.desktop import DesktopTemplate
+from crawler.extract.article.desktop import DesktopBodyOnlyTemplate, DesktopTemplate
 from crawler.extract.article.document import Page
 from crawler.extract.article.editorial import Editorial2015Template, EditorialTemplate
 from crawler.extract.article.legacy import LegacyTemplate
@@ -25,13 +25,15 @@ __all__ = [
     "is_truncated",
 ]
 
-# The editorial templates come first: their pages also carry the desktop template's ``div.post_body``.
+# Most specific first: a desktop page is known by its h1.post_title; editorial pages also carry the
+# desktop template's div.post_body (around their toolbar), so a post_body alone is tried last.
 TEMPLATES: tuple[ArticleTemplate, ...] = (
-    Editorial2015Template(),
-    EditorialTemplate(),
     DesktopTemplate(),
     MobileTemplate(),
     LegacyTemplate(),
+    Editorial2015Template(),
+    EditorialTemplate(),
+    DesktopBodyOnlyTemplate(),
 )
 """Every known template, in the order they are tried."""
 

@@ -9,7 +9,7 @@ from lxml import etree
 from crawler.extract.article.document import SIDE_ITEMS, Page, ancestor_with_id, find, first_link, has_class
 from crawler.extract.article.skeleton import ArticleTemplate, Facts, Located, make_link
 from crawler.extract.article.truncation import BodyMarks
-from crawler.extract.common import clean_link, first, has_marker, norm, parse_count, parse_time, text_of
+from crawler.extract.common import clean_link, first, norm, parse_count, parse_time, text_of
 from crawler.extract.types import AccountInfo, Link
 from crawler.ids import WEMEDIA_RE, tid_from_url
 
@@ -152,10 +152,7 @@ class DesktopTemplate(ArticleTemplate):
     )
 
     def detect(self, page: Page) -> bool:
-        return bool(
-            (has_marker(page.text, "post_body") or has_marker(page.text, "post_title"))
-            and (page.by_class("post_body", "div") or page.by_class("post_title", "h1"))
-        )
+        return page.has("post_title") and bool(page.by_class("post_title", "h1"))
 
     def locate(self, page: Page) -> Located:
         container = first(page.by_class("post_body", "div"))
@@ -176,3 +173,13 @@ class DesktopTemplate(ArticleTemplate):
             or parse_time(text_of(info))
         )
         return Facts(published, ip_location(info), _account(page, contain, base))
+
+
+class DesktopBodyOnlyTemplate(DesktopTemplate):
+    """A desktop page whose headline lost its class: recognised by ``div.post_body`` alone.
+
+    Tried after the editorial templates, whose pages carry a ``div.post_body`` around their toolbar too.
+    """
+
+    def detect(self, page: Page) -> bool:
+        return page.has("post_body") and bool(page.by_class("post_body", "div"))

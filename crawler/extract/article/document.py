@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from lxml import etree
 
-from crawler.extract.common import has_token, iter_document, norm
+from crawler.extract.common import has_marker, has_token, iter_document, norm
 
 # Only the element kinds the parsers look up: every extra match costs a Python proxy object.
 POST_TAGS = ("div", "li", "h1")
@@ -19,7 +19,7 @@ SIDE_ITEMS = " side items"  # index key (never a class token): lead items and li
 class Page:
     """A parsed document with the lookups every parser needs, each computed at most once."""
 
-    __slots__ = ("_found", "_head", "_index", "doc", "text")
+    __slots__ = ("_found", "_head", "_index", "_markers", "doc", "text")
 
     def __init__(self, doc: etree._Element, text: str | bytes) -> None:
         self.doc = doc
@@ -27,6 +27,17 @@ class Page:
         self._head: dict[str, str] | None = None
         self._index: dict[str, list[etree._Element]] | None = None
         self._found: dict[str, etree._Element | None] = {}
+        self._markers: dict[str, bool] = {}
+
+    def has(self, *markers: str) -> bool:
+        """True when any of the ASCII ``markers`` occurs in the raw document (each search done once)."""
+        for marker in markers:
+            found = self._markers.get(marker)
+            if found is None:
+                found = self._markers[marker] = has_marker(self.text, marker)
+            if found:
+                return True
+        return False
 
     def first_with_class(self, tag: str, token: str) -> etree._Element | None:
         """The first ``tag`` element with class ``token`` (``//tag[cls(token)]``), memoised."""

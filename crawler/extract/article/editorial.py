@@ -17,7 +17,7 @@ from crawler.extract.article.desktop import trending
 from crawler.extract.article.document import Page
 from crawler.extract.article.skeleton import ArticleTemplate, Facts, Located
 from crawler.extract.article.truncation import BodyMarks
-from crawler.extract.common import drop, has_marker, iter_document, norm, parse_time, text_of
+from crawler.extract.common import drop, iter_document, norm, parse_time, text_of
 from crawler.extract.types import AccountInfo, Link
 from crawler.ids import docid_from_url
 
@@ -38,6 +38,7 @@ _BOX_HEADING = re.compile(
     r"^[【\[(（]?\s*(?:延伸\s*[·・.]?\s*(?:阅读|推荐)|相关(?:阅读|新闻|报道|推荐|链接)|推荐阅读|重点推荐|热点推荐|"
     r"精彩推荐|更多精彩|猜你喜欢|专题)\s*[】\])）]?\s*(?:[:：]|$)"
 )
+_TEXT_MARKERS = ("endText", "post_text", "end-text")
 _BOX_TAGS = frozenset(
     {"p", "div", "table", "ul", "ol", "pre", "section", "blockquote", "dl", "center", "h2", "h3", "h4"}
 )
@@ -95,12 +96,12 @@ class EditorialTemplate(ArticleTemplate):
     time_classes: ClassVar[tuple[str, ...]] = ("post_time_source", "ep-time-soure", "ep-time-source")
 
     def detect(self, page: Page) -> bool:
-        if has_marker(page.text, "endText") and page.first_with_id("div", "endText") is not None:
+        if not page.has(*_TEXT_MARKERS):
+            return False
+        if page.first_with_id("div", "endText") is not None:
             return True
         # Without the id, the text's own class names it, inside the template's wrapper.
-        return (has_marker(page.text, "post_text") or has_marker(page.text, "end-text")) and (
-            self._text(page) is not None and (self._main(page) is not None or self._time_source(page) is not None)
-        )
+        return self._text(page) is not None and (self._main(page) is not None or self._time_source(page) is not None)
 
     def _text(self, page: Page) -> etree._Element | None:
         """``#endText``, else ``div.post_text`` or ``div.end-text``."""
@@ -195,7 +196,7 @@ class Editorial2015Template(EditorialTemplate):
     time_classes = ("ep-time-soure", "ep-time-source", "post_time_source")
 
     def detect(self, page: Page) -> bool:
-        if not (has_marker(page.text, "ep-content-main") or has_marker(page.text, "ep-time-so")):
+        if not page.has(*_TEXT_MARKERS) or not page.has("ep-content-main", "ep-time-so"):
             return False
         wrapped = any(
             page.first_with_class("div", token) is not None for token in ("ep-content-main", *self.time_classes)
