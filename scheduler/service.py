@@ -29,6 +29,7 @@ from db import articles as articles_db
 from db import runs as runs_db
 from db import sources as sources_db
 from db.connection import connect
+from db.migrate import ensure_partitions
 from scheduler.config import Settings
 from scheduler.health import HealthServer
 from scheduler.notify import Dispatcher
@@ -81,9 +82,12 @@ class Service:
             self._crawl(["refetch", *due])
 
     def housekeeping(self) -> None:
-        """Close crawl_runs rows left open by killed crawl processes."""
+        """Close crawl_runs rows left open by killed crawl processes; create the coming months' partitions."""
         with connect(self.database_url) as conn:
             stale = runs_db.abandon_stale_runs(conn, self.settings.crawl_timeout * 2)
+            created = ensure_partitions(conn)
+        if created:
+            logger.info("housekeeping: {} monthly partitions created", created)
         if stale:
             logger.info("housekeeping: {} unfinished crawl runs marked aborted", stale)
 
