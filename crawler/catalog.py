@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 import psycopg
 
 from db import articles as articles_db
+from db import channels as channels_db
 from db.connection import connect
 
 
@@ -35,6 +37,18 @@ class Catalog:
     def source_of(self, docid: str) -> tuple[str | None, str | None]:
         """(source tid, listed title) of an article, when known."""
         return articles_db.listed_title(self._connection(), docid)
+
+    def check_context(self, tid: str) -> channels_db.CheckContext:
+        """History, cross-check counter and last status of a source (with the database's clock)."""
+        try:
+            return channels_db.check_context(self._connection(), tid)
+        except psycopg.OperationalError:
+            self._conn = None
+            return channels_db.check_context(self._connection(), tid)
+
+    def known(self, tid: str, ids: Sequence[str], before: datetime) -> set[str]:
+        """Which of ``ids`` the source had listed before ``before``."""
+        return channels_db.known_ids(self._connection(), tid, ids, before)
 
     def close(self) -> None:
         if self._conn is not None and not self._conn.closed:

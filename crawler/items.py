@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from crawler.extract.types import AccountPage, ArticlePage
+from db.channels import ChannelOutcome
 
 
 @dataclass(slots=True)
@@ -51,7 +52,7 @@ class SourceCheckItem:
     """The outcome of checking one source: ``ok`` or why not."""
 
     tid: str
-    status: str  # ok | empty | parse_failed | not_found | http_error | error
+    status: str  # ok | degraded | blocked | empty | parse_failed | not_found | http_error | error
     error: str | None = None
     item_count: int | None = None
     name: str | None = None
@@ -59,4 +60,40 @@ class SourceCheckItem:
 
     @property
     def ok(self) -> bool:
-        return self.status == "ok"
+        # A degraded check still found the account's list (through a fallback channel).
+        return self.status in ("ok", "degraded")
+
+
+@dataclass(slots=True)
+class ChannelReportItem:
+    """How each discovery channel answered during one check of a source."""
+
+    tid: str
+    outcomes: list[ChannelOutcome]
+    active_channel: str | None
+    cross_checked: bool
+
+
+@dataclass(slots=True)
+class GapItem:
+    """A check found nothing it knew and paging back could not reach stored items."""
+
+    tid: str
+    pages_walked: int
+    items_found: int
+    oldest_seen_at: datetime | None
+    reason: str
+
+
+@dataclass(slots=True)
+class CapturedPageItem:
+    """A response kept as evidence: it ended unexpected, parse_failed or blocked."""
+
+    url: str
+    status: int | None
+    headers: dict[str, str]
+    reason: str  # unexpected | parse_failed | blocked
+    page_type: str  # account | article | listapi | applist | other
+    detail: str | None
+    source_tid: str | None
+    body: bytes

@@ -141,7 +141,8 @@ class OffsiteMiddleware:
         settings = crawler.settings
         self.crawler = crawler
         self.allowed = AllowedHosts(
-            [settings.get("HAOWATCH_SITE_URL"), settings.get("HAOWATCH_LIST_API_URL")],
+            [settings.get("HAOWATCH_SITE_URL"), settings.get("HAOWATCH_LIST_API_URL"),
+             settings.get("HAOWATCH_APP_API_URL")],
             settings.getlist("HAOWATCH_ALLOWED_HOSTS"),
         )
         limit_response_headers(settings.getint("HAOWATCH_MAX_HEADER_SIZE", 64 * 1024))
@@ -156,7 +157,7 @@ class OffsiteMiddleware:
 
     def _refuse_offsite(self, url: str, request: Request) -> OffsiteResponse:
         self._stat("offsite_refused")
-        logger.warning("refused {}: off-site {} (allowed: the site, the list API, HAOWATCH_ALLOWED_HOSTS)",
+        logger.warning("refused {}: off-site {} (allowed: site, list API, app list, HAOWATCH_ALLOWED_HOSTS)",
                        request.meta.get("redirect_urls", [request.url])[0], url[:200])
         return OffsiteResponse(f"unexpected: off-site: {url[:200]}")
 

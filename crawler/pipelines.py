@@ -15,9 +15,20 @@ from scrapy.exceptions import DropItem
 
 from crawler.extract import content_hash
 from crawler.ids import DOCID_RE, TID_RE
-from crawler.items import ArticleItem, FetchFailedItem, GoneItem, ListingItem, SourceCheckItem
+from crawler.items import (
+    ArticleItem,
+    CapturedPageItem,
+    ChannelReportItem,
+    FetchFailedItem,
+    GapItem,
+    GoneItem,
+    ListingItem,
+    SourceCheckItem,
+)
 from crawler.logformatter import describe_item
 from db import articles as articles_db
+from db import captured as captured_db
+from db import channels as channels_db
 from db import sources as sources_db
 
 
@@ -51,7 +62,7 @@ class ValidatePipeline(_StatsMixin):
                 problem = "article without a body"
         elif isinstance(item, GoneItem | FetchFailedItem) and not DOCID_RE.match(item.docid):
             problem = f"bad docid {item.docid!r}"
-        elif isinstance(item, ListingItem | SourceCheckItem):
+        elif isinstance(item, ListingItem | SourceCheckItem | ChannelReportItem | GapItem):
             tid = item.source_tid if isinstance(item, ListingItem) else item.tid
             if not TID_RE.match(tid):
                 problem = f"bad tid {tid!r}"
@@ -98,6 +109,8 @@ class StorePipeline(_StatsMixin):
         self.database_url: str = settings.get("HAOWATCH_DATABASE_URL")
         self.revisit_ages: list[int] = [int(x) for x in settings.getlist("HAOWATCH_REVISIT_AGES")]
         self.max_backoff: int = settings.getint("HAOWATCH_MAX_BACKOFF", 6 * 3600)
+        self.capture_per_reason: int = settings.getint("HAOWATCH_CAPTURE_PER_REASON", 100)
+        self.capture_max_age: int = settings.getint("HAOWATCH_CAPTURE_MAX_AGE", 30 * 86400)
         self.pool: ConnectionPool | None = None
 
     @classmethod
@@ -186,6 +199,18 @@ class StorePipeline(_StatsMixin):
                                                                       item.fetched_at))
         elif isinstance(item, FetchFailedItem):
             articles_db.record_fetch_failure(conn, item.docid, item.error)
+        elif isinstance(item, ChannelReportItem):
+            channels_db.record_channels(conn, item.tid, item.outcomes, active_channel=item.active_channel,
+                                        cross_checked=item.cross_checked)
+        elif isinstance(item, GapItem):
+            channels_db.record_gap(conn, item.tid, pages_walked=item.pages_walked, items_found=item.items_found,
+                                   oldest_seen_at=item.oldest_seen_at, reason=item.reason)
+        elif isinstance(item, CapturedPageItem):
+            if captured_db.capture(conn, url=item.url, status=item.status, headers=item.headers, reason=item.reason,
+                                   page_type=item.page_type, detail=item.detail, source_tid=item.source_tid,
+                                   body=item.body, per_reason=self.capture_per_reason,
+                                   max_age_seconds=self.capture_max_age):
+                self._stat("captured_pages")
         elif isinstance(item, SourceCheckItem):
             with conn.transaction():
                 sources_db.record_check(conn, item.tid, ok=item.ok, status=item.status, error=item.error,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
 
 from scheduler.config import Settings
@@ -9,6 +10,22 @@ from scheduler.config import Settings
 # Every request says it comes from the site's front page, as a reader's browser would after
 # arriving there (the spider sets it on each request so Scrapy's Referer middleware keeps it).
 REFERER = "https://www.163.com/"
+
+
+class ImpersonationUnavailable(RuntimeError):
+    """HAOWATCH_IMPERSONATE is set but the optional ``impersonate`` extra is not installed."""
+
+
+def impersonation_settings(browser: str | None) -> dict[str, Any]:
+    """Scrapy settings for browser TLS impersonation through scrapy-impersonate (optional extra)."""
+    if not browser:
+        return {}
+    if importlib.util.find_spec("scrapy_impersonate") is None:
+        raise ImpersonationUnavailable(
+            "HAOWATCH_IMPERSONATE needs the optional extra: pip install 'haowatch[impersonate]'"
+        )
+    handler = "scrapy_impersonate.ImpersonateDownloadHandler"
+    return {"DOWNLOAD_HANDLERS": {"http": handler, "https": handler}, "HAOWATCH_IMPERSONATE": browser}
 
 
 def scrapy_settings(settings: Settings, database_url: str) -> dict[str, Any]:
@@ -30,7 +47,8 @@ def scrapy_settings(settings: Settings, database_url: str) -> dict[str, Any]:
         "REMOTE_CONTROL_ENABLED": False,
         "EXTENSIONS": {"scrapy.extensions.telnet.TelnetConsole": None,
                        "scrapy.extensions.remote_control.RemoteControl": None},
-        "CONCURRENT_REQUESTS": max(2, settings.concurrency),
+        # Politeness holds per proxy (a download slot each), so the overall cap grows with them.
+        "CONCURRENT_REQUESTS": max(2, settings.concurrency * max(1, len(settings.proxies))),
         "CONCURRENT_REQUESTS_PER_DOMAIN": settings.concurrency,
         "DOWNLOAD_DELAY": settings.download_delay,
         "DOWNLOAD_DELAY_JITTER": 0.5,
@@ -62,13 +80,17 @@ def scrapy_settings(settings: Settings, database_url: str) -> dict[str, Any]:
             "crawler.middlewares.BackoffRetryMiddleware": 550,
             # Above the redirect middleware (600): sees each 3xx before it is followed.
             "crawler.middlewares.OffsiteMiddleware": 650,
+            # Proxy choice before the slowdown gate, so both see the final download slot.
+            "crawler.blockwatch.ProxyRotationMiddleware": 560,
+            "crawler.blockwatch.BlockSlowdownMiddleware": 570,
         },
         "ITEM_PIPELINES": {
             "crawler.pipelines.ValidatePipeline": 100,
             "crawler.pipelines.DedupPipeline": 200,
             "crawler.pipelines.StorePipeline": 300,
         },
-        "HTTPERROR_ALLOWED_CODES": [404],
+        # Block answers reach the callbacks, which record them as `blocked` (never as parse failures).
+        "HTTPERROR_ALLOWED_CODES": [403, 404, 418, 429, 451],
         "HAOWATCH_DATABASE_URL": database_url,
         "HAOWATCH_SITE_URL": settings.site_url,
         "HAOWATCH_LIST_API_URL": settings.list_api_url,
@@ -76,6 +98,14 @@ def scrapy_settings(settings: Settings, database_url: str) -> dict[str, Any]:
         "HAOWATCH_MAX_BACKOFF": settings.max_backoff,
         "HAOWATCH_MAX_FETCH_FAILURES": 8,
         "HAOWATCH_PARSE_WORKERS": settings.parse_workers,
+        "HAOWATCH_APP_API_URL": settings.app_api_url,
+        "HAOWATCH_CROSS_CHECK_EVERY": settings.cross_check_every,
+        "HAOWATCH_GAP_PAGES": settings.gap_pages,
+        "HAOWATCH_PROXIES": list(settings.proxies),
+        "HAOWATCH_BLOCK_SLOWDOWN_MAX": settings.block_slowdown_max,
+        "HAOWATCH_CAPTURE_PER_REASON": settings.capture_per_reason,
+        "HAOWATCH_CAPTURE_MAX_AGE": settings.capture_max_age,
+        **impersonation_settings(settings.impersonate),
         # Scrapy's records go to the root logger, which haowatch routes into loguru.
         "LOG_INSTALL_ROOT_HANDLER": False,
         "LOG_FORMATTER": "crawler.logformatter.ShortLogFormatter",

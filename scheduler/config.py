@@ -6,6 +6,7 @@ browser identity, health endpoint bound to loopback only.
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import math
 import os
@@ -104,6 +105,15 @@ class Settings:
     max_response_bytes: int = 8 * 1024 * 1024
     max_header_bytes: int = 64 * 1024
     retry_wait_total: int = 120
+    # Discovery channels, blocks and evidence (issue 11).
+    app_api_url: str = "https://c.m.163.com"
+    cross_check_every: int = 48  # checks; at the default 30-minute interval: once a day
+    gap_pages: int = 10
+    proxies: tuple[str, ...] = ()
+    impersonate: str | None = None
+    block_slowdown_max: float = 120.0
+    capture_per_reason: int = 100
+    capture_max_age: int = 30 * 86400
 
 
 _DEFAULTS = Settings()
@@ -280,6 +290,40 @@ def _http_url(env: Mapping[str, str], name: str, default: str) -> str:
     return raw.rstrip("/")
 
 
+def _proxies(env: Mapping[str, str]) -> tuple[str, ...]:
+    raw = env.get("HAOWATCH_PROXIES", "").strip()
+    proxies: list[str] = []
+    for number, part in enumerate((p.strip() for p in raw.replace("\n", ",").split(",")), 1):
+        if not part:
+            continue
+        # Proxy URLs may carry passwords: errors name the entry, never its text.
+        try:
+            parts = urlsplit(part)
+            port = parts.port
+        except ValueError:
+            raise ConfigError(f"HAOWATCH_PROXIES: entry {number} is not a proxy URL") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname or port == 0:
+            raise ConfigError(f"HAOWATCH_PROXIES: entry {number} is not an http:// or https:// proxy URL")
+        proxies.append(part.rstrip("/"))
+    if len(proxies) > 1000:
+        raise ConfigError("HAOWATCH_PROXIES: at most 1000 proxies")
+    return tuple(dict.fromkeys(proxies))
+
+
+_IMPERSONATE_RE = re.compile(r"^[a-z][a-z0-9_.]{1,40}$")
+
+
+def _impersonate(env: Mapping[str, str]) -> str | None:
+    raw = env.get("HAOWATCH_IMPERSONATE", "").strip().lower()
+    if raw in ("", "0", "off", "no", "false"):
+        return None
+    if not _IMPERSONATE_RE.match(raw):
+        raise ConfigError(f"HAOWATCH_IMPERSONATE={raw!r} is not a browser name (e.g. chrome, safari, edge)")
+    if importlib.util.find_spec("scrapy_impersonate") is None:
+        raise ConfigError("HAOWATCH_IMPERSONATE needs the optional extra: pip install 'haowatch[impersonate]'")
+    return raw
+
+
 def _database_url(env: Mapping[str, str]) -> str | None:
     raw = env.get("DATABASE_URL", "").strip()
     if not raw:
@@ -349,4 +393,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                                  64 * 1024, 64 * 1024 * 1024),
         max_header_bytes=_size(env, "HAOWATCH_MAX_HEADER_SIZE", _DEFAULTS.max_header_bytes, 4 * 1024, 1024 * 1024),
         retry_wait_total=_duration(env, "HAOWATCH_RETRY_WAIT_TOTAL", _DEFAULTS.retry_wait_total, 1, 3600),
+        app_api_url=_http_url(env, "HAOWATCH_APP_API_URL", _DEFAULTS.app_api_url),
+        cross_check_every=_int(env, "HAOWATCH_CROSS_CHECK_EVERY", _DEFAULTS.cross_check_every, 0, 100000),
+        gap_pages=_int(env, "HAOWATCH_GAP_PAGES", _DEFAULTS.gap_pages, 1, 100),
+        proxies=_proxies(env),
+        impersonate=_impersonate(env),
+        block_slowdown_max=_float(env, "HAOWATCH_BLOCK_SLOWDOWN_MAX", _DEFAULTS.block_slowdown_max,
+                                          0.0, 3600.0),
+        capture_per_reason=_int(env, "HAOWATCH_CAPTURE_PER_REASON", _DEFAULTS.capture_per_reason, 0, 100000),
+        capture_max_age=_duration(env, "HAOWATCH_CAPTURE_MAX_AGE", _DEFAULTS.capture_max_age, 3600, 3650 * 86400),
     )

@@ -141,6 +141,14 @@ class StandinSite:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._page_cache: dict[str, bytes] = {}
+        # Site variants (issue 11): how the account page looks ("normal", "redesigned" beyond
+        # recognition, "blocked" with 403, "captcha", "empty" 200, "challenge"), how many items it shows,
+        # items it leaves out while the list channels still list them, and list channel states.
+        self.account_mode = "normal"
+        self.account_page_size: int | None = None
+        self.hidden_from_page: set[str] = set()
+        self.list_api_mode = "normal"  # normal | blocked | garbage | empty
+        self.app_list_mode = "normal"
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -333,14 +341,28 @@ class StandinSite:
                 account = self.accounts.get(m.group(1))
                 if account is None:
                     return 404, self._not_found(), html
-                page = render_account_page(account.tid, account.name, [dict(i) for i in account.items])
+                variant = _variant(self.account_mode)
+                if variant is not None:
+                    return variant[0], variant[1], html
+                shown = [dict(i) for i in account.items if i.get("docid") not in self.hidden_from_page]
+                if self.account_page_size is not None:
+                    shown = shown[: self.account_page_size]
+                page = render_account_page(account.tid, account.name, shown)
                 return 200, page.encode("utf-8"), html
+            if m := re.fullmatch(r"/nc/subscribe/list/(T\d{13})/all/(\d+)-(\d+)\.html", parts.path):
+                variant = _variant(self.app_list_mode)
+                if variant is not None:
+                    return variant[0], variant[1], html
+                return 200, self._app_list(m.group(1), int(m.group(2)), int(m.group(3))), "application/json"
             if m := re.fullmatch(r"/dy/article/([0-9A-Z]{16})\.html", parts.path):
                 article = self.articles.get(m.group(1))
                 if article is None or article.deleted:
                     return 404, self._not_found(), html
                 return 200, article.html, html
             if parts.path == "/v2/article/list.do":
+                variant = _variant(self.list_api_mode)
+                if variant is not None:
+                    return variant[0], variant[1], html
                 return 200, self._list_api(parse_qs(parts.query)), "application/json;charset=UTF-8"
         return 404, self._not_found(), html
 
@@ -348,6 +370,15 @@ class StandinSite:
         if "404" not in self._page_cache:
             self._page_cache["404"] = render_not_found_page().encode("utf-8")
         return self._page_cache["404"]
+
+    def _app_list(self, tid: str, offset: int, size: int) -> bytes:
+        account = self.accounts.get(tid)
+        docs = [i for i in account.items if "docid" in i] if account else []
+        chunk = docs[offset : offset + min(size, 50)]
+        items = [{"docid": i["docid"], "title": i["title"], "ptime": i["time"] + ":00",
+                  "source": account.name if account else "", "digest": "", "imgsrc": i["thumbnail"] or ""}
+                 for i in chunk]
+        return json.dumps({"tab_list": items}, ensure_ascii=False).encode()
 
     def _list_api(self, query: dict[str, list[str]]) -> bytes:
         wemedia_id = (query.get("wemediaId") or [""])[0]
@@ -363,3 +394,30 @@ class StandinSite:
         items = [{"docid": i["docid"], "title": i["title"], "ptime": i["time"] + ":00", "source": account.name,
                   "imgsrc": i["thumbnail"]} for i in chunk]
         return json.dumps({"code": 0, "data": {"list": items}}, ensure_ascii=False).encode()
+
+
+_CAPTCHA_PAGE = (
+    "<!DOCTYPE html><html><head><title>安全验证</title></head><body><div class='verify'>"
+    "<p>访问过于频繁，请稍后再试</p><p>请完成下方验证后继续访问</p><div id='captcha'></div></div></body></html>"
+).encode()
+_CHALLENGE_PAGE = (
+    b"<html><head><script>var arg1='3A8F';document.cookie='acw_sc__v2='+arg1+';path=/';"
+    b"location.reload();</script></head><body></body></html>"
+)
+_REDESIGNED_PAGE = (
+    "<!DOCTYPE html><html><head><title>网易号</title></head><body><div id='app' data-v-1a2b>"
+    "<section class='feed-2030'><article class='card-x'><span>全新改版的账号主页</span></article>"
+    "</section></div><footer>网易公司版权所有</footer></body></html>"
+).encode()
+
+
+def _variant(mode: str) -> tuple[int, bytes] | None:
+    """The answer of a channel in a non-normal ``mode`` (None: answer normally)."""
+    return {
+        "blocked": (403, b"<html><body><h1>403 Forbidden</h1></body></html>"),
+        "captcha": (200, _CAPTCHA_PAGE),
+        "challenge": (200, _CHALLENGE_PAGE),
+        "empty": (200, b""),
+        "redesigned": (200, _REDESIGNED_PAGE),
+        "garbage": (200, b"<html><body>\xe6\x9c\x8d\xe5\x8a\xa1\xe5\x8d\x87\xe7\xba\xa7\xe4\xb8\xad</body></html>"),
+    }.get(mode)

@@ -239,7 +239,8 @@ def test_bad_account_pages_mark_the_source_and_others_go_on(site: StandinSite, d
     assert status[TID_B]["last_status"] == "ok"
     assert status[missing_tid]["last_status"] == "not_found" and status[missing_tid]["consecutive_failures"] == 1
     assert status[empty_tid]["last_status"] == "empty"
-    assert status[blocked_tid]["last_status"] == "parse_failed"
+    # a block is a block (issue 11), not a markup change: distinct from parse_failed
+    assert status[blocked_tid]["last_status"] == "blocked"
     assert rows(db_url, "SELECT count(*) AS n FROM articles")[0]["n"] == 1
     # a failing source backs off: its next check is later than an interval away
     assert status[missing_tid]["next_check_at"] > status[missing_tid]["last_checked_at"]

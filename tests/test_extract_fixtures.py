@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from crawler.extract import parse_page, to_dict
+from crawler.channels import parse_as
+from crawler.extract import to_dict
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CASES = sorted(p.parent for p in FIXTURES.glob("*/*/expected.json"))
@@ -18,7 +19,9 @@ DISCLAIMER_MARKS = ("特别声明", "NetEase Hao", "Notice: The content above", 
 def _load(case: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     meta = json.loads((case / "meta.json").read_text(encoding="utf-8"))
     expected = json.loads((case / "expected.json").read_text(encoding="utf-8"))
-    result = parse_page((case / "page.html").read_bytes(), meta.get("url"), meta.get("content_type"))
+    # The case's folder names its page type: list channels (applist, listapi) have JSON parsers.
+    result = parse_as(case.parent.name, (case / "page.html").read_bytes(), meta.get("url"), meta.get("content_type"),
+                      meta.get("tid"))
     return expected, to_dict(result)
 
 

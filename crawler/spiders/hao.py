@@ -18,10 +18,12 @@ from scrapy.http import Response
 from twisted.python.failure import Failure
 
 from crawler.catalog import Catalog
+from crawler.channel_router import ChannelRouter, capture_item, plain_headers
+from crawler.extract.blocks import classify_block
 from crawler.extract.listapi import parse_list_api_counted
 from crawler.extract.types import AccountPage, ArticlePage, NotFoundPage
 from crawler.ids import account_url, article_url, canonical_article_url, list_api_url
-from crawler.items import ArticleItem, FetchFailedItem, GoneItem, ListingItem, SourceCheckItem
+from crawler.items import ArticleItem, FetchFailedItem, GoneItem, ListingItem
 from crawler.offsite import RefusedResponse, TooLarge
 from crawler.parsing import PageParser
 from crawler.settings import REFERER
@@ -74,6 +76,11 @@ class HaoSpider(scrapy.Spider):
         spider.catalog = Catalog(settings.get("HAOWATCH_DATABASE_URL"),
                                  settings.getint("HAOWATCH_MAX_FETCH_FAILURES", 8))
         spider.parser = PageParser(settings.getint("HAOWATCH_PARSE_WORKERS", 0))
+        spider.channels = ChannelRouter(
+            spider, list_api_base=spider.list_api_base, app_api_base=settings.get("HAOWATCH_APP_API_URL"),
+            cross_check_every=settings.getint("HAOWATCH_CROSS_CHECK_EVERY", 48),
+            gap_pages=settings.getint("HAOWATCH_GAP_PAGES", 10), headers=_HEADERS,
+        )
         crawler.signals.connect(spider._closed, signal=scrapy.signals.spider_closed)
         return spider
 
@@ -91,7 +98,7 @@ class HaoSpider(scrapy.Spider):
     async def start(self) -> AsyncIterator[scrapy.Request]:
         if self.mode == "watch":
             for source in self.sources:
-                yield self._account_request(source["tid"])
+                yield self._account_request(source["tid"], source.get("wemedia_id"))
         elif self.mode == "refetch":
             assert self.catalog is not None
             for docid in self.docids:
@@ -103,10 +110,10 @@ class HaoSpider(scrapy.Spider):
         else:
             raise ValueError(f"unknown mode {self.mode!r}")
 
-    def _account_request(self, tid: str) -> scrapy.Request:
+    def _account_request(self, tid: str, wemedia_id: str | None = None) -> scrapy.Request:
         return scrapy.Request(
             account_url(self.site_url, tid), callback=self.parse_account, errback=self.account_failed,
-            meta={"tid": tid}, priority=10, dont_filter=True, headers=_HEADERS,
+            meta={"tid": tid, "wemedia_id": wemedia_id}, priority=10, dont_filter=True, headers=_HEADERS,
         )
 
     def _article_request(self, docid: str, tid: str | None, title: str | None,
@@ -126,28 +133,12 @@ class HaoSpider(scrapy.Spider):
     # --- account pages -------------------------------------------------------------------------
 
     async def parse_account(self, response: Response) -> AsyncIterator[Any]:
-        tid = response.meta["tid"]
-        if response.status == 404:
-            yield self._source_failed(tid, "not_found", "account page answered 404")
-            return
-        result = await self.parser.parse(response.body, response.url, _content_type(response))
-        if isinstance(result, NotFoundPage):
-            yield self._source_failed(tid, "not_found", result.reason)
-            return
-        if not isinstance(result, AccountPage):
-            self._stat("unexpected_pages")
-            yield self._source_failed(tid, "parse_failed", f"account page not understood: {result.reason}")
-            return
-        yield ListingItem(source_tid=tid, page=result, fetched_at=_now())
-        articles = [item for item in result.items if item.item_type == "article"]
-        if not result.items:
-            # The failure users of feed monitors report most: a feed silently going empty.
-            logger.warning("source {} account page lists NOTHING: markup changed or account emptied?", tid)
-            yield SourceCheckItem(tid, "empty", "account page listed no items", 0, result.name)
-        else:
-            yield SourceCheckItem(tid, "ok", None, len(result.items), result.name)
-        for request in self._fetch_missing(tid, articles):
-            yield request
+        # Which channel to trust, fallbacks, cross-checks and paging back: crawler/channels.py.
+        result = None
+        if response.status == 200:
+            result = await self.parser.parse(response.body, response.url, _content_type(response))
+        async for out in self.channels.account_answered(response, result):
+            yield out
 
     def _fetch_missing(self, tid: str, articles: Sequence[Any]) -> Iterator[scrapy.Request]:
         assert self.catalog is not None
@@ -158,20 +149,14 @@ class HaoSpider(scrapy.Spider):
             yield self._article_request(docid, tid, titles.get(docid))
 
     def account_failed(self, failure: Failure) -> Iterator[Any]:
-        request = failure.request  # type: ignore[attr-defined]
         self._count_refusal(failure)
-        yield self._source_failed(request.meta["tid"], "http_error", _failure_text(failure))
+        yield from self.channels.account_failed(failure)
 
     def _count_refusal(self, failure: Failure) -> None:
         refusal = _refusal(failure.value)
         if refusal is not None:
             self._stat("refused_responses")
             self._stat(f"refused/{refusal}")
-
-    def _source_failed(self, tid: str, status: str, error: str) -> SourceCheckItem:
-        self._stat("source_errors")
-        logger.warning("source {}: {} ({})", tid, status, error)
-        return SourceCheckItem(tid, status, error)
 
     # --- list API ------------------------------------------------------------------------------
 
@@ -207,6 +192,15 @@ class HaoSpider(scrapy.Spider):
         if response.status == 404:
             yield self._gone(docid, tid, meta)
             return
+        block = classify_block(response.status, plain_headers(response), bytes(response.body))
+        if block is not None:
+            # Asking again at once only deepens a block: the article stays pending for the next check.
+            self._stat("blocked_pages")
+            self._stat("errors")
+            logger.warning("article {} blocked: {}; retried on a later check", docid, block.reason)
+            yield capture_item(response, "blocked", "article", block.reason, tid)
+            yield FetchFailedItem(docid, f"blocked: {block.reason}")
+            return
         result = await self.parser.parse(response.body, response.url, _content_type(response))
         if isinstance(result, ArticlePage) and result.docid == docid:
             yield ArticleItem(page=result, source_tid=tid, fetched_at=_now(), fetched_url=response.url)
@@ -223,6 +217,7 @@ class HaoSpider(scrapy.Spider):
             else:
                 self._stat("errors")
                 logger.warning("article {}: giving up for now ({}); retried on a later check", docid, reason)
+                yield capture_item(response, "unexpected", "article", reason, tid)
                 yield FetchFailedItem(docid, f"unexpected page: {reason}")
 
     def _gone(self, docid: str, tid: str | None, meta: dict[str, Any]) -> GoneItem:
