@@ -33,7 +33,8 @@ def overview(conn: psycopg.Connection) -> dict[str, Any]:
     attention = conn.execute(
         "SELECT tid, name, last_status, last_error, consecutive_failures,"
         " least(greatest(last_checked_at, timestamptz '1970-01-01 00:00+00'), now()) AS last_checked_at FROM sources"
-        " WHERE enabled AND (last_status IN ('empty', 'parse_failed', 'not_found', 'http_error', 'error'))"
+        " WHERE enabled AND (last_status IN ('empty', 'parse_failed', 'not_found', 'http_error', 'error',"
+        "   'degraded', 'blocked'))"
         " ORDER BY consecutive_failures DESC, tid LIMIT 20"
     ).fetchall()
     crawls = conn.execute(
@@ -55,7 +56,19 @@ def overview(conn: psycopg.Connection) -> dict[str, Any]:
         " (SELECT count(*) FROM article_revisions) AS revisions"
         " FROM articles"
     ).fetchone()
+    gaps = conn.execute(
+        "SELECT g.tid, s.name, count(*) AS gaps, max(g.detected_at) AS last_detected_at,"
+        " (array_agg(g.reason ORDER BY g.detected_at DESC))[1] AS reason"
+        " FROM source_gaps g LEFT JOIN sources s ON s.tid = g.tid WHERE g.closed_at IS NULL"
+        " GROUP BY g.tid, s.name ORDER BY max(g.detected_at) DESC LIMIT 20"
+    ).fetchall()
+    captured = {
+        r["reason"]: r["n"]
+        for r in conn.execute("SELECT reason, count(*) AS n FROM captured_pages GROUP BY 1 ORDER BY 1")
+    }
     return {
+        "gaps": gaps,
+        "captured_pages": captured,
         "sources": sources,
         "sources_by_status": by_status,
         "attention": attention,

@@ -307,6 +307,13 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
         if not source["wemedia_id"]:
             raise UsageError(f"{tid} has no W-id yet: run `haowatch crawl {tid}` first, backfill needs it")
         summary = run_backfill(settings, url, tid, args.pages)
+        if summary.ran:
+            from db import channels as channels_db
+
+            with connect(url) as conn:
+                closed = channels_db.close_gaps(conn, tid)
+            if closed:
+                print(f"closed {closed} recorded gap(s) of {tid}")
     print(summary.line())
     return EXIT_OK if summary.ran else EXIT_FAILED
 
@@ -336,6 +343,29 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     from scheduler.search import run_search
 
     return run_search(args, settings, _db, _json_default, _print_table, UsageError)
+
+
+def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
+    from scheduler.diagnose import DiagnoseUsageError
+    from scheduler.diagnose import cmd_check as run
+
+    try:
+        return run(args, settings)
+    except DiagnoseUsageError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _captured(name: str) -> Callable[[argparse.Namespace, Settings], int]:
+    def run(args: argparse.Namespace, settings: Settings) -> int:
+        from scheduler import diagnose
+
+        with _db(settings) as conn:
+            try:
+                return int(getattr(diagnose, name)(args, settings, conn))
+            except diagnose.DiagnoseUsageError as exc:
+                raise UsageError(str(exc)) from None
+
+    return run
 
 
 # --- parser ------------------------------------------------------------------------------------
@@ -418,6 +448,29 @@ def build_parser() -> argparse.ArgumentParser:
     from scheduler.search import add_search_parser
 
     add_search_parser(sub, cmd_search)
+
+
+    p_check = sub.add_parser("check", help="live diagnosis of one account on every discovery channel")
+    p_check.add_argument("source", metavar="ID_OR_URL", help="T-id, account URL, or an article id or URL")
+    p_check.add_argument("--save", metavar="DIR", help="write every raw response as a fixture case under DIR")
+    p_check.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p_check.add_argument("--wemedia-id", help="the account's W-id, when no article can be read")
+    p_check.set_defaults(func=cmd_check)
+
+    p_cap = sub.add_parser("captured", help="evidence kept of pages that were unexpected, unparsable or blocked")
+    c_sub = p_cap.add_subparsers(dest="captured_command", required=True, parser_class=_Parser, metavar="ACTION")
+    reasons = ("unexpected", "parse_failed", "blocked")
+    p_clist = c_sub.add_parser("list", help="list captured pages, newest first")
+    p_clist.add_argument("--reason", choices=reasons)
+    p_clist.add_argument("--limit", type=int, default=100)
+    p_clist.add_argument("--json", action="store_true")
+    p_clist.set_defaults(func=_captured("cmd_captured_list"))
+    p_cexp = c_sub.add_parser("export", help="write captured pages as tests/fixtures/<type>/<case>/ cases")
+    p_cexp.add_argument("dir", metavar="DIR")
+    p_cexp.add_argument("--reason", choices=reasons)
+    p_cexp.add_argument("--id", type=int, action="append", help="only this captured page (repeatable)")
+    p_cexp.add_argument("--limit", type=int, default=1000)
+    p_cexp.set_defaults(func=_captured("cmd_captured_export"))
 
     p_status = sub.add_parser("status", help="sources due, failing and paused; last crawl; articles today")
     p_status.add_argument("--json", action="store_true")

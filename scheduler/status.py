@@ -32,6 +32,12 @@ def format_overview(data: Mapping[str, Any]) -> str:
         f"articles: {a['today']} new today, {a['live']} live, {a['deleted']} deleted, {a['revisions']} revisions"
     )
     lines.append(f"crawls:   {c['crawls']} in all, {c['requests']} requests, {c['errors']} errors")
+    if data.get("captured_pages"):
+        lines.append("captured: " + ", ".join(f"{k} {v}" for k, v in data["captured_pages"].items())
+                     + " (haowatch captured list)")
+    for gap in data.get("gaps", []):
+        lines.append(f"  ! GAP {gap['tid']} {gap['name'] or ''}: {gap['gaps']} unclosed since"
+                     f" {_when(gap['last_detected_at'])}: {gap['reason']} (run `haowatch backfill {gap['tid']}`)")
     for row in data["attention"]:
         lines.append(
             f"  ! {row['tid']} {row['name'] or ''} {row['last_status']}"
@@ -82,4 +88,8 @@ def render_metrics(data: Mapping[str, Any] | None, service: Mapping[str, float])
         metric("articles", "gauge", "stored articles by state",
                [({"state": "live"}, a["live"]), ({"state": "deleted"}, a["deleted"])])
         metric("articles_today", "gauge", "articles first seen today", [({}, a["today"])])
+        metric("source_gaps_open", "gauge", "sources with an unclosed gap (articles may be missing)",
+               [({}, len(data.get("gaps", [])))])
+        metric("captured_pages", "gauge", "responses kept as evidence, by reason",
+               [({"reason": k}, v) for k, v in data.get("captured_pages", {}).items()])
     return "\n".join(out) + "\n"
