@@ -243,6 +243,14 @@ def _read_page_file(name: str, limit: int) -> bytes:
         raise UsageError(f"{shown}: {exc.strerror}") from None
 
 
+def parse_tid_in(url: str | None) -> str | None:
+    """The T-id inside a URL (app list URLs carry it), else None."""
+    import re
+
+    match = re.search(r"T\d{13}", url or "")
+    return match.group(0) if match else None
+
+
 def cmd_parse(args: argparse.Namespace, settings: Settings) -> int:
     from crawler.extract import parse_page, to_dict
 
@@ -255,7 +263,13 @@ def cmd_parse(args: argparse.Namespace, settings: Settings) -> int:
         source = shorten(args.file)
     if len(body) > limit:
         raise UsageError(f"{source} is larger than {limit} bytes (HAOWATCH_MAX_RESPONSE_SIZE): refused")
-    result = parse_page(body, url=args.url, content_type=args.content_type)
+    if args.type in ("listapi", "applist"):
+        from crawler.channels import parse_as
+
+        tid = _tid(args.tid) if args.tid else (parse_tid_in(args.url) or "")
+        result = parse_as(args.type, body, args.url, args.content_type, tid)
+    else:
+        result = parse_page(body, url=args.url, content_type=args.content_type)
     print(json.dumps(to_dict(result), ensure_ascii=False, indent=2))
     return EXIT_OK
 
@@ -430,6 +444,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_parse.add_argument("file", metavar="FILE", help="saved HTML page, or - for standard input")
     p_parse.add_argument("--url", help="the page's URL (helps classify and canonicalise)")
     p_parse.add_argument("--content-type", help="the HTTP Content-Type header, for its charset")
+    p_parse.add_argument("--type", choices=("page", "listapi", "applist"), default="page",
+                         help="page (HTML, the default) or a JSON list channel answer")
+    p_parse.add_argument("--tid", help="the account a JSON list answer belongs to")
     p_parse.set_defaults(func=cmd_parse)
 
     p_crawl = sub.add_parser("crawl", help="crawl the given sources (default: all enabled) once")

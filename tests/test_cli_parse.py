@@ -23,6 +23,8 @@ def test_parse_prints_the_expected_json(case: Path) -> None:
         args += ["--url", meta["url"]]
     if meta.get("content_type"):
         args += ["--content-type", meta["content_type"]]
+    if case.parent.name in ("listapi", "applist"):  # JSON list channels
+        args += ["--type", case.parent.name, "--tid", meta["tid"]]
     out = run_cli(*args)
     assert out.returncode == 0, out.stderr
     printed = json.loads(out.stdout)
