@@ -285,3 +285,23 @@ def test_growing_tables_are_partitioned_by_month(conn: psycopg.Connection, table
     assert row and row["partstrat"] == "r"
     month = datetime.now(UTC).strftime("%Y_%m")
     assert conn.execute("SELECT to_regclass(%s) IS NOT NULL AS ok", (f"{table}_{month}",)).fetchone()["ok"]
+
+
+def test_concurrent_stores_sharing_lists_neither_deadlock_nor_lose_counts(db_url: str) -> None:
+    import concurrent.futures
+
+    def worker(offset: int) -> None:
+        with connect(db_url) as c:
+            for i in range(20):
+                n = offset + i
+                # Reversed module order in one worker: the lists' rows are still locked in id order.
+                links = [*trending(0), *side(0)] if offset else [*reversed(side(0)), *trending(0)]
+                store_article(c, page(n, links), source_tid="T1536566896022", content_hash=f"h{n}",
+                              fetched_at=T0 + timedelta(seconds=i))
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
+        list(pool.map(worker, [0, 1000, 2000]))
+    with connect(db_url) as c:
+        rows = c.execute("SELECT block, module, times_seen, pages FROM link_lists ORDER BY block, module").fetchall()
+        assert [(r["block"], r["times_seen"], r["pages"]) for r in rows] == [
+            ("side", 60, 60), ("side", 60, 60), ("trending", 60, 60)]
