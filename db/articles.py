@@ -202,17 +202,18 @@ _UPSERT_LISTS = (
     "  FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) WITH ORDINALITY"
     "  AS i(block, module, target_ids, positions, n)),"
     " ins AS ("
-    "  INSERT INTO link_lists (block, module, target_ids, positions, first_seen_at, last_seen_at)"
-    "  SELECT block, module, target_ids, positions, %s, %s FROM input i"
+    "  INSERT INTO link_lists (block, module, target_ids, positions, first_seen_at, last_seen_at, times_seen, pages)"
+    "  SELECT block, module, target_ids, positions, %s, %s, 1, 1 FROM input i"
     "  WHERE NOT EXISTS (SELECT 1 FROM link_lists l WHERE l.key = i.key)"
     "  ORDER BY key ON CONFLICT (key) DO NOTHING RETURNING id, key)"
-    " SELECT i.n, coalesce(ins.id, l.id) AS id FROM input i"
+    " SELECT i.n, coalesce(ins.id, l.id) AS id, ins.id IS NOT NULL AS inserted FROM input i"
     " LEFT JOIN ins ON ins.key = i.key LEFT JOIN link_lists l ON l.key = i.key ORDER BY i.n"
 )
 
 
 def _list_ids(conn: psycopg.Connection, lists: dict[tuple[str, str | None], list[tuple[int, int]]],
-              seen_at: datetime) -> list[int]:
+              seen_at: datetime) -> list[tuple[int, bool]]:
+    """(id, inserted now) of each list; a list inserted now already counts this sighting."""
     keys = list(lists)
     params = (
         [block for block, _ in keys], [module for _, module in keys],
@@ -220,27 +221,33 @@ def _list_ids(conn: psycopg.Connection, lists: dict[tuple[str, str | None], list
         ["{" + ",".join(str(position) for position, _ in lists[key]) + "}" for key in keys],
         seen_at, seen_at,
     )
-    ids = [row["id"] for row in conn.execute(_UPSERT_LISTS, params).fetchall()]
-    if None in ids:
-        ids = [row["id"] for row in conn.execute(_UPSERT_LISTS, params).fetchall()]
-    return ids
+    rows = conn.execute(_UPSERT_LISTS, params).fetchall()
+    result = [(row["id"], bool(row["inserted"])) for row in rows]
+    if any(list_id is None for list_id, _ in result):
+        again = conn.execute(_UPSERT_LISTS, params).fetchall()
+        result = [(first if first is not None else row["id"], inserted or bool(row["inserted"]))
+                  for (first, inserted), row in zip(result, again, strict=True)]
+    return result
 
 
-def _record_sightings(conn: psycopg.Connection, docid: str, list_ids: Sequence[int], seen_at: datetime) -> None:
-    # A sighting already recorded at this time (the same fetch stored twice) changes nothing. The lists'
-    # rows are locked in id order so concurrent stores sharing the same site-wide lists never deadlock.
+def _record_sightings(conn: psycopg.Connection, docid: str, lists: Sequence[tuple[int, bool]],
+                      seen_at: datetime) -> None:
+    # A sighting already recorded at this time (the same fetch stored twice) changes nothing. Lists
+    # inserted by this store already count it; the others' rows are locked in id order, so
+    # concurrent stores sharing the same site-wide lists never deadlock.
     conn.execute(
         "WITH s AS MATERIALIZED ("
-        "  SELECT l.id, NOT EXISTS (SELECT 1 FROM link_sightings x WHERE x.docid = %(docid)s AND x.list_id = l.id)"
-        "  AS new_page FROM unnest(%(ids)s::bigint[]) AS l(id)),"
+        "  SELECT l.id, l.fresh, NOT EXISTS (SELECT 1 FROM link_sightings x WHERE x.docid = %(docid)s"
+        "  AND x.list_id = l.id) AS new_page FROM unnest(%(ids)s::bigint[], %(fresh)s::boolean[]) AS l(id, fresh)),"
         " ins AS (INSERT INTO link_sightings (docid, list_id, seen_at) SELECT %(docid)s, id, %(seen)s FROM s"
         "  ON CONFLICT DO NOTHING RETURNING list_id),"
         " locked AS MATERIALIZED (SELECT l.id FROM link_lists l WHERE l.id IN (SELECT list_id FROM ins)"
-        "  ORDER BY l.id FOR UPDATE)"
+        "  AND l.id IN (SELECT id FROM s WHERE NOT fresh) ORDER BY l.id FOR UPDATE)"
         " UPDATE link_lists l SET times_seen = l.times_seen + 1, pages = l.pages + s.new_page::int,"
         " first_seen_at = least(l.first_seen_at, %(seen)s), last_seen_at = greatest(l.last_seen_at, %(seen)s)"
         " FROM locked JOIN s ON s.id = locked.id WHERE l.id = locked.id",
-        {"docid": docid, "ids": list(list_ids), "seen": seen_at},
+        {"docid": docid, "ids": [list_id for list_id, _ in lists], "fresh": [fresh for _, fresh in lists],
+         "seen": seen_at},
     )
 
 

@@ -88,7 +88,7 @@ CREATE TABLE link_lists (
     times_seen    integer NOT NULL DEFAULT 0,
     pages         integer NOT NULL DEFAULT 0,
     CONSTRAINT link_lists_same_length CHECK (cardinality(target_ids) = cardinality(positions))
-);
+) WITH (fillfactor = 90);  -- room on each page for the site-wide lists' counter updates (HOT)
 COMMENT ON TABLE link_lists IS
     'each distinct list of links (热点推荐, a sidebar module, an article''s 相关推荐), stored once';
 COMMENT ON COLUMN link_lists.target_ids IS 'link_targets ids in page order; positions[i] is target_ids[i]''s position';
@@ -373,15 +373,21 @@ BEGIN
     -- Planned per call with the actual values, so the GIN index is used whenever the query has terms.
     RETURN QUERY EXECUTE format($q$
         WITH hits AS (
-            SELECT a.docid, a.title, a.published_at, a.source_tid, length(coalesce(a.body_text, '')) AS body_length,
-                   haowatch_count(haowatch_search_normalize(coalesce(a.title, '')), $1) AS in_title,
-                   haowatch_count(haowatch_search_normalize(coalesce(a.body_text, '')), $1) AS in_body
+            SELECT a.docid, a.title, a.published_at, a.source_tid, a.body_text,
+                   length(coalesce(a.body_text, '')) AS body_length,
+                   haowatch_count(lower(coalesce(a.title, '')), $7) AS in_title,
+                   haowatch_count(lower(coalesce(a.body_text, '')), $7) AS in_body
             FROM articles a
             WHERE %s %s %s
         ), best AS (
-            SELECT h.*, ((3 * h.in_title + h.in_body) / (1 + ln(1 + h.body_length / 500.0)))::real AS rank
+            -- Counted in lower case (as ILIKE compares); only a text without such a match is normalised
+            -- (NFKC is the costly step), for matches that differ in width only (ＡＩ for ai).
+            SELECT h.docid, h.title, h.published_at, h.source_tid,
+                   ((3 * h.in_title + h.in_body + (h.in_title + h.in_body = 0)::int)
+                    / (1 + ln(1 + h.body_length / 500.0)))::real AS rank
             FROM hits h
             WHERE h.in_title > 0 OR h.in_body > 0
+               OR strpos(haowatch_search_normalize(coalesce(h.title, '') || E'\n' || coalesce(h.body_text, '')), $1) > 0
             ORDER BY rank DESC, h.published_at DESC NULLS LAST, h.docid
             LIMIT $6
         )
@@ -392,7 +398,7 @@ BEGIN
         CASE WHEN tsq IS NULL THEN 'true' ELSE 'haowatch_search_vector(a.title, a.body_text) @@ $3' END,
         CASE WHEN source IS NULL THEN '' ELSE 'AND a.source_tid = $4' END,
         CASE WHEN since IS NULL THEN '' ELSE 'AND a.published_at >= $5' END)
-    USING q, shown, tsq, source, since, lim;
+    USING q, shown, tsq, source, since, lim, lower(shown);
 END
 $$;
 COMMENT ON FUNCTION search_articles IS
