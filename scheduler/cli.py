@@ -342,13 +342,16 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from db.status import overview
-    from scheduler.status import format_overview
+    from scheduler.status import format_overview, format_service, probe_service
 
     with _db(settings) as conn:
         data = overview(conn)
+    service = probe_service(settings.http_host, settings.http_port)
     if args.json:
-        print(escape_json_text(json.dumps(data, ensure_ascii=False, default=_json_default, indent=2)))
+        print(escape_json_text(json.dumps({**data, "service": service}, ensure_ascii=False, default=_json_default,
+                                          indent=2)))
     else:
+        print(escape_text(format_service(service)))
         print(escape_text(format_overview(data)))
     return EXIT_OK
 

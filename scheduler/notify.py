@@ -14,6 +14,8 @@ import logging
 import re
 import threading
 import time
+from collections import Counter
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -180,7 +182,7 @@ class Dispatcher:
     """A thread that delivers pending events until stopped."""
 
     def __init__(self, database_url: str, *, max_attempts: int, retry_seconds: int, max_backoff_seconds: int,
-                 lease_seconds: int, site_url: str = "") -> None:
+                 lease_seconds: int, site_url: str = "", counters: MutableMapping[str, int] | None = None) -> None:
         self.database_url = database_url
         self.max_attempts = max_attempts
         self.retry_seconds = retry_seconds
@@ -190,7 +192,8 @@ class Dispatcher:
         self.stopping = threading.Event()
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
-        self.counters: dict[str, float] = {"delivered": 0, "failed": 0, "dead": 0}
+        # Shared with the service's counters, so /metrics shows notify_delivered, notify_failed, notify_dead.
+        self.counters: MutableMapping[str, int] = counters if counters is not None else Counter()
 
     def start(self) -> None:
         for target, name in ((self._run, "dispatcher"), (self._listen, "dispatcher-listen")):
@@ -230,14 +233,15 @@ class Dispatcher:
         where = private_url(delivery.url)
         if ok:
             events_db.mark_delivered(conn, event.id, delivery.subscription_id)
-            self.counters["delivered"] += 1
+            self.counters["notify_delivered"] = self.counters.get("notify_delivered", 0) + 1
             logger.info("event {} ({}) delivered to subscription {} ({})", event.id, event.kind,
                         delivery.subscription_id, where)
             return
         dead = delivery.attempts >= self.max_attempts
         delay = backoff_seconds(delivery.attempts, self.retry_seconds, self.max_backoff_seconds)
         events_db.mark_failed(conn, event.id, delivery.subscription_id, error, retry_in_seconds=delay, dead=dead)
-        self.counters["dead" if dead else "failed"] += 1
+        key = "notify_dead" if dead else "notify_failed"
+        self.counters[key] = self.counters.get(key, 0) + 1
         if dead:
             logger.error("event {} to subscription {} ({}) given up after {} attempts: {}", event.id,
                          delivery.subscription_id, where, delivery.attempts, error)

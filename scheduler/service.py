@@ -28,11 +28,13 @@ from loguru import logger
 from db import articles as articles_db
 from db import runs as runs_db
 from db import sources as sources_db
+from db import web as web_db
 from db.connection import connect
 from db.migrate import ensure_partitions
 from scheduler.config import Settings
-from scheduler.health import HealthServer
+from scheduler.health import HealthTracker
 from scheduler.notify import Dispatcher
+from scheduler.web.server import HealthServer
 
 REVISIT_EVERY_SECONDS = 600
 HOUSEKEEPING_EVERY_SECONDS = 3600
@@ -48,6 +50,7 @@ class Service:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.stopping = threading.Event()
         self.counters: Counter[str] = Counter()
+        self.health = HealthTracker(settings.health_stale_ticks)
         self._child: subprocess.Popen[bytes] | None = None
         self._child_lock = threading.Lock()
         self.scheduler = BackgroundScheduler(
@@ -60,10 +63,19 @@ class Service:
 
     def tick(self) -> None:
         """Crawl due sources batch after batch until none is due (or the service is stopping)."""
+        try:
+            self._tick()
+        except Exception as exc:
+            self.health.tick_raised(exc)  # counted for /healthz; APScheduler logs it
+            raise
+        self.health.tick_finished()
+
+    def _tick(self) -> None:
         while not self.stopping.is_set():
             with connect(self.database_url) as conn:
                 tids = sources_db.claim_due(conn, self.owner, self.settings.sources_per_crawl,
                                             self.settings.lease_seconds)
+                started = web_db.db_now(conn)
             if not tids:
                 return
             result = self._crawl(["crawl", *tids])
@@ -71,6 +83,8 @@ class Service:
             with connect(self.database_url) as conn:
                 sources_db.release(conn, self.owner, tids, failed_error=failed)
                 self._report_silent_failures(conn, tids)
+                if result != "stopped":
+                    self.health.crawl_checked(web_db.checked_ok_since(conn, tids, started))
 
     def revisit(self) -> None:
         """Re-download recent articles whose revisit time has come (edits and deletions)."""
@@ -186,6 +200,10 @@ class Service:
     def healthy(self) -> bool:
         return self.scheduler.running and not self.stopping.is_set()
 
+    def health_problem(self) -> str | None:
+        """Why the service is not doing its job although it runs, or None."""
+        return self.health.problem()
+
 
 def run_service(settings: Settings, database_url: str) -> int:
     """Run until SIGTERM or Ctrl-C; return the exit code (0 on a clean stop)."""
@@ -198,13 +216,15 @@ def run_service(settings: Settings, database_url: str) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    health = HealthServer(settings.http_host, settings.http_port, database_url, service)
+    health = HealthServer(settings.http_host, settings.http_port, database_url, service,
+                          token=settings.http_token, site_url=settings.site_url)
     health.start()
     service.start()
     dispatcher = Dispatcher(database_url, max_attempts=settings.notify_max_attempts,
                             retry_seconds=settings.notify_retry_seconds,
                             max_backoff_seconds=settings.notify_max_backoff_seconds,
-                            lease_seconds=settings.notify_lease_seconds, site_url=settings.site_url)
+                            lease_seconds=settings.notify_lease_seconds, site_url=settings.site_url,
+                            counters=service.counters)
     dispatcher.start()
     listener = threading.Thread(target=_listen_for_changes, args=(database_url, service, stop_requested),
                                 daemon=True)

@@ -46,50 +46,36 @@ def format_overview(data: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+def probe_service(host: str, port: int, timeout: float = 2.0) -> dict[str, Any]:
+    """Ask the local service's ``/healthz``: {"running", "healthy", "reason", "url"}."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    target = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    url = f"http://{target}:{port}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            body = json.loads(resp.read() or b"{}")
+            return {"running": True, "healthy": True, "reason": None, "url": url, **_known(body)}
+    except urllib.error.HTTPError as exc:
+        try:
+            body = json.loads(exc.read() or b"{}")
+        except ValueError:
+            body = {}
+        return {"running": True, "healthy": False, "reason": body.get("reason") or f"HTTP {exc.code}", "url": url}
+    except (OSError, ValueError):
+        return {"running": False, "healthy": False, "reason": None, "url": url}
 
 
-def render_metrics(data: Mapping[str, Any] | None, service: Mapping[str, float]) -> str:
-    """Prometheus text exposition of the overview plus the service's own counters."""
-    out: list[str] = []
+def _known(body: Any) -> dict[str, Any]:
+    return {"reason": body.get("reason")} if isinstance(body, dict) and body.get("reason") else {}
 
-    def metric(name: str, kind: str, help_text: str, samples: list[tuple[dict[str, str], float]]) -> None:
-        out.append(f"# HELP haowatch_{name} {help_text}")
-        out.append(f"# TYPE haowatch_{name} {kind}")
-        for labels, value in samples:
-            label_text = ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
-            out.append(f"haowatch_{name}{{{label_text}}} {float(value):g}" if labels
-                       else f"haowatch_{name} {float(value):g}")
 
-    metric("up", "gauge", "1 when the database answered this scrape", [({}, 1.0 if data else 0.0)])
-    metric("scheduler_running", "gauge", "1 while the scheduler runs", [({}, service.get("scheduler_running", 0))])
-    metric("service_crawls_total", "counter", "crawl processes started by this service, by result",
-           [({"result": k.removeprefix("crawls_")}, v) for k, v in service.items() if k.startswith("crawls_")])
-    if data:
-        s, c, a = data["sources"], data["crawls"], data["articles"]
-        metric("sources", "gauge", "sources by state",
-               [({"state": k}, s[k]) for k in ("enabled", "paused", "due", "failing", "claimed")])
-        metric("sources_by_status", "gauge", "enabled sources by the status of their last check",
-               [({"status": k}, v) for k, v in data["sources_by_status"].items()])
-        metric("due_backlog", "gauge", "enabled sources whose check is due now", [({}, s["due"])])
-        metric("schedule_lag_seconds", "gauge", "how late the most overdue check is",
-               [({}, s["oldest_due_seconds"])])
-        metric("last_success_timestamp_seconds", "gauge", "when a source was last checked successfully",
-               [({}, s["last_success_ts"] or 0)])
-        metric("crawls_total", "counter", "crawls recorded in crawl_runs", [({}, c["crawls"])])
-        metric("crawls_aborted_total", "counter", "crawls that did not finish", [({}, c["aborted"])])
-        metric("requests_total", "counter", "HTTP requests made by crawls", [({}, c["requests"])])
-        metric("new_articles_total", "counter", "articles stored for the first time", [({}, c["new_articles"])])
-        metric("updated_articles_total", "counter", "articles whose content changed",
-               [({}, c["updated_articles"])])
-        metric("deleted_articles_total", "counter", "articles found deleted", [({}, c["deleted_articles"])])
-        metric("errors_total", "counter", "errors counted by crawls", [({}, c["errors"])])
-        metric("articles", "gauge", "stored articles by state",
-               [({"state": "live"}, a["live"]), ({"state": "deleted"}, a["deleted"])])
-        metric("articles_today", "gauge", "articles first seen today", [({}, a["today"])])
-        metric("source_gaps_open", "gauge", "sources with an unclosed gap (articles may be missing)",
-               [({}, len(data.get("gaps", [])))])
-        metric("captured_pages", "gauge", "responses kept as evidence, by reason",
-               [({"reason": k}, v) for k, v in data.get("captured_pages", {}).items()])
-    return "\n".join(out) + "\n"
+def format_service(service: Mapping[str, Any]) -> str:
+    """One line on the running service, as its ``/healthz`` tells it."""
+    if not service["running"]:
+        return f"service:  not running here (no answer from {service['url']})"
+    if service["healthy"]:
+        return "service:  healthy"
+    return f"service:  UNHEALTHY: {service['reason']}"

@@ -1,0 +1,1 @@
+"""The HTTP side of ``haowatch run``: status page, feeds, ``/healthz`` and ``/metrics``."""
