@@ -49,7 +49,7 @@ def has_search_function(conn: psycopg.Connection) -> bool:
     """Whether the full-text ``search_articles(query, lim)`` function exists in this database."""
     row = conn.execute(
         "SELECT count(*) AS n FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
-        " WHERE p.proname = 'search_articles' AND p.pronargs = 2 AND n.nspname = current_schema()"
+        " WHERE p.proname = 'search_articles' AND p.pronargs >= 2 AND n.nspname = current_schema()"
     ).fetchone()
     return bool(row and row["n"])
 

@@ -119,9 +119,13 @@ def test_every_feed_kind_parses_and_carries_the_full_text(populated: str, server
         parsed = parse_feed(resp)
         assert resp[0] == 200 and not parsed.bozo and [e.title for e in parsed.entries] == ["乙的文章"]
 
-        resp = get(f"{server}/feeds/search.{fmt}?q=" + urllib.request.quote("白俄罗斯"))
+        resp = get(f"{server}/feeds/search.{fmt}?q=" + urllib.request.quote("新标题"))
         parsed = parse_feed(resp)
         assert resp[0] == 200 and not parsed.bozo and [e.title for e in parsed.entries] == ["白俄罗斯新标题"]
+
+        # The full-text search_articles() finds words of the body too.
+        resp = get(f"{server}/feeds/search.{fmt}?q=" + urllib.request.quote("改成了"))
+        assert [e.title for e in parse_feed(resp).entries] == ["白俄罗斯新标题"]
 
         resp = get(f"{server}/feeds/changes.{fmt}")
         parsed = parse_feed(resp)
