@@ -10,12 +10,14 @@ Every message carries the event id (in the text, and for JSON webhooks as ``even
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
 import time
 from collections import Counter
 from collections.abc import MutableMapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,6 +26,8 @@ import apprise
 import psycopg
 from apprise.plugins.custom_json import NotifyJSON
 from loguru import logger
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
 
 from db import events as events_db
 from db.connection import connect
@@ -46,10 +50,27 @@ _TITLES = {
 
 
 # Apprise's own log lines can quote a whole URL, secrets included: never let them reach our logs.
-# What matters of a failure is captured per send (LogCapture) and logged by us, with the URL masked.
+# What matters of a failure is kept per thread (senders run in parallel) and logged by us, URL masked.
+class _LastWarnings(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.WARNING)
+        self.local = threading.local()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        lines: list[str] = getattr(self.local, "lines", [])
+        lines.append(record.getMessage())
+        self.local.lines = lines[-5:]
+
+    def take(self) -> list[str]:
+        lines: list[str] = getattr(self.local, "lines", [])
+        self.local.lines = []
+        return lines
+
+
+_warnings = _LastWarnings()
 _apprise_log = logging.getLogger("apprise")
 _apprise_log.propagate = False
-_apprise_log.addHandler(logging.NullHandler())
+_apprise_log.addHandler(_warnings)
 
 
 class InvalidNotifyURL(ValueError):
@@ -58,8 +79,8 @@ class InvalidNotifyURL(ValueError):
 
 def _plugin(url: str) -> Any:
     # Apprise logs through the standard logging module; keep its lines out of our output.
-    with apprise.LogCapture(level=logging.ERROR):
-        plugin = apprise.Apprise.instantiate(url, suppress_exceptions=True)
+    plugin = apprise.Apprise.instantiate(url, suppress_exceptions=True)
+    _warnings.take()
     if not plugin:
         raise InvalidNotifyURL("not a notification URL Apprise understands (examples: json://host/path,"
                                " mailto://user:pass@host, tgram://bottoken/chatid)")
@@ -86,6 +107,11 @@ def private_url(url: str) -> str:
         return f"{scheme}://***" if "://" in url else "***"
     except Exception:
         return _QUERY_SECRET.sub(r"\1***", _USERINFO.sub(r"\1***@", url)).split("/", 3)[0] + "/***"
+
+
+@functools.lru_cache(maxsize=256)
+def _private_cached(url: str) -> str:
+    return private_url(url)
 
 
 # --- messages ----------------------------------------------------------------------------------------
@@ -158,16 +184,15 @@ def send(url: str, message: Message) -> tuple[bool, str]:
     headers = getattr(plugin, "headers", None)
     if isinstance(headers, dict):
         headers["X-Haowatch-Event-Id"] = str(message.document["event_id"])
-    with apprise.LogCapture(level=logging.WARNING) as captured:
-        try:
-            ok = bool(plugin.notify(body=message.text, title=message.title))
-        except Exception as exc:
-            return False, f"{type(exc).__name__}: {exc}"[:300]
+    _warnings.take()
+    try:
+        ok = bool(plugin.notify(body=message.text, title=message.title))
+    except Exception as exc:  # a plugin's bug must not stop the dispatcher
+        return False, f"{type(exc).__name__}: {exc}"[:300]
+    text = _warnings.take()
     if ok:
         return True, ""
-    text = captured.getvalue().strip().splitlines()
-    detail = text[-1].split(" - ", 2)[-1] if text else "the destination refused the message"
-    return False, detail[:500]
+    return False, (text[-1] if text else "the destination refused the message")[:500]
 
 
 # --- the dispatcher ------------------------------------------------------------------------------------
@@ -182,7 +207,8 @@ class Dispatcher:
     """A thread that delivers pending events until stopped."""
 
     def __init__(self, database_url: str, *, max_attempts: int, retry_seconds: int, max_backoff_seconds: int,
-                 lease_seconds: int, site_url: str = "", counters: MutableMapping[str, int] | None = None) -> None:
+                 lease_seconds: int, site_url: str = "", counters: MutableMapping[str, int] | None = None,
+                 senders: int = 4) -> None:
         self.database_url = database_url
         self.max_attempts = max_attempts
         self.retry_seconds = retry_seconds
@@ -192,10 +218,16 @@ class Dispatcher:
         self.stopping = threading.Event()
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
+        # Destinations answer slowly (hundreds of ms is common): send several at a time.
+        self._pool = ThreadPoolExecutor(max_workers=senders, thread_name_prefix="notify")
+        self._connections = ConnectionPool(database_url, min_size=1, max_size=senders, open=False,
+                                           kwargs={"autocommit": True, "row_factory": dict_row,
+                                                   "application_name": "haowatch-notify"})
         # Shared with the service's counters, so /metrics shows notify_delivered, notify_failed, notify_dead.
         self.counters: MutableMapping[str, int] = counters if counters is not None else Counter()
 
     def start(self) -> None:
+        self._connections.open(wait=False)
         for target, name in ((self._run, "dispatcher"), (self._listen, "dispatcher-listen")):
             thread = threading.Thread(target=target, daemon=True, name=name)
             thread.start()
@@ -206,21 +238,27 @@ class Dispatcher:
         self._wake.set()
         for thread in self._threads:
             thread.join(timeout=10)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._connections.close()
 
     def deliver_due(self) -> int:
-        """Claim and send every due delivery (batch after batch); return how many were attempted."""
+        """Claim and send every due delivery (batch after batch, ``senders`` at a time); return how many."""
         attempted = 0
         while not self.stopping.is_set():
             with connect(self.database_url) as conn:
                 batch = events_db.claim_deliveries(conn, _BATCH, self.lease_seconds)
-                if not batch:
-                    return attempted
-                for delivery in batch:
-                    if self.stopping.is_set():
-                        return attempted  # the rest of the batch is claimed; its lease expires
-                    self._deliver(conn, delivery)
-                    attempted += 1
+            if not batch:
+                return attempted
+            # A claimed delivery left unsent (stopping) is sent again once its lease expires.
+            list(self._pool.map(self._deliver_one, batch))
+            attempted += len(batch)
         return attempted
+
+    def _deliver_one(self, delivery: events_db.Delivery) -> None:
+        if self.stopping.is_set():
+            return
+        with self._connections.connection() as conn:
+            self._deliver(conn, delivery)
 
     def _deliver(self, conn: psycopg.Connection, delivery: events_db.Delivery) -> None:
         event = delivery.event
@@ -230,7 +268,7 @@ class Dispatcher:
             ok, error = False, f"cannot render event: {exc}"
         else:
             ok, error = send(delivery.url, message)
-        where = private_url(delivery.url)
+        where = _private_cached(delivery.url)
         if ok:
             events_db.mark_delivered(conn, event.id, delivery.subscription_id)
             self.counters["notify_delivered"] = self.counters.get("notify_delivered", 0) + 1

@@ -80,7 +80,8 @@ def make_every_kind(site: StandinSite, db_url: str) -> None:
     site.delete(docid(2), unlist=True)
     haowatch(site, db_url, "refetch", docid(1), docid(2))
     site.script(f"/dy/media/{TID_B}.html", standin.status(404))
-    haowatch(site, db_url, "crawl", TID_B)
+    failed = run_cli("crawl", TID_B, db_url=db_url, env=crawl_env(site), timeout=180)
+    assert failed.returncode == 1 and "every source failed" in failed.stderr, failed.stderr[-2000:]
     haowatch(site, db_url, "crawl", TID_B)
 
 

@@ -31,7 +31,7 @@ from tests import standin
 from tests.helpers import run_cli
 from tests.receiver import free_port
 from tests.standin import StandinSite
-from tests.test_events import TID_A, TID_B, docid, haowatch, make_every_kind, site  # noqa: F401 - fixture
+from tests.test_events import TID_A, TID_B, crawl_env, docid, haowatch, make_every_kind, site  # noqa: F401 - fixture
 
 FIXTURE = Path(__file__).parent / "fixtures" / "article" / "images_video_statement"
 SCREENSHOT = Path("/work/wt/i12-status.png")
@@ -235,9 +235,9 @@ def test_status_page_renders_in_chromium(site: StandinSite, db_url: str, tmp_pat
         conn.execute("INSERT INTO sources (tid, name) VALUES (%s, '改版的号')", (broken,))
     site.add_account(broken, "改版的号")
     site.script(f"/dy/media/{broken}.html", standin.body(b"<html><body><div>new layout</div></body></html>"))
-    haowatch(site, db_url, "crawl", broken)
-    site.script(f"/dy/media/{TID_B}.html", standin.status(503), standin.status(503))
-    haowatch(site, db_url, "crawl", TID_B)
+    site.script(f"/dy/media/{TID_B}.html", *[standin.status(503)] * 10)
+    for tid in (broken, TID_B):  # both checks fail: the crawl says so with exit code 1
+        assert run_cli("crawl", tid, db_url=db_url, env=crawl_env(site), timeout=180).returncode == 1
     port = free_port()
     srv = HealthServer("127.0.0.1", port, db_url, FakeService())
     srv.start()

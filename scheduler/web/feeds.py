@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -51,9 +52,12 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+# XML 1.0 forbids most control characters, lone surrogates and U+FFFE/U+FFFF; a page may still carry one.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
 def _control_free(text: str) -> str:
-    # XML 1.0 forbids most control characters; a page may still carry one.
-    return "".join(ch for ch in text if ch in "\t\n\r" or ord(ch) >= 0x20) if text else text
+    return _NOT_XML.sub("", text) if text else text
 
 
 def _image_html(images: Iterable[str], body_html: str) -> str:
