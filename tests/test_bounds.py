@@ -18,7 +18,7 @@ from db import sources as sources_db
 from db import status as status_db
 from db.connection import connect
 from scheduler.config import ConfigError, load_settings
-from scheduler.status import render_metrics
+from scheduler.web import metrics as web_metrics
 from tests.helpers import run_cli
 
 TID = "T1536566896022"
@@ -215,7 +215,7 @@ def test_sql_written_extremes_break_neither_release_list_status_nor_metrics(db_u
         assert all(r["claimed_by"] is None for r in rows)
         assert all(0 <= r["consecutive_failures"] < 2147483647 for r in rows)
         overview = status_db.overview(conn)
-    text = render_metrics(overview, {})
+    text = web_metrics.render(lambda: (overview, {}, None, None)).decode()
     assert "haowatch_schedule_lag_seconds" in text and "inf" not in text.lower() and "nan" not in text.lower()
     listed = run_cli("sources", "list", db_url=db_url)
     assert listed.returncode == 0, listed.stderr
