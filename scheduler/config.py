@@ -224,8 +224,10 @@ def _host(env: Mapping[str, str], name: str, default: str) -> str:
 
 def _hosts(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
     raw = env.get(name)
-    if raw is None:
+    if raw is None or raw.strip() == "":  # blank means the default, as for every setting (compose passes "")
         return default
+    if raw.strip().lower() == "none":
+        return ()
     hosts: list[str] = []
     for part in raw.split(","):
         entry = part.strip().lower()

@@ -81,6 +81,8 @@ def test_new_settings_have_sane_defaults() -> None:
     assert s.max_response_bytes == 8 * 1024 * 1024 and s.max_header_bytes == 64 * 1024
     assert 0 < s.retry_wait_total <= 600
     assert "www.163.com" in s.allowed_hosts
+    assert _settings(HAOWATCH_ALLOWED_HOSTS="").allowed_hosts == s.allowed_hosts  # compose passes ""
+    assert _settings(HAOWATCH_ALLOWED_HOSTS="none").allowed_hosts == ()
     s = _settings(HAOWATCH_MAX_RESPONSE_SIZE="2MB", HAOWATCH_ALLOWED_HOSTS="a.example:8443, *.163.com")
     assert s.max_response_bytes == 2 * 1024 * 1024 and s.allowed_hosts == ("a.example:8443", "*.163.com")
 
@@ -199,6 +201,22 @@ EXTREMES = [
 ]
 
 
+def _readable_everywhere(db_url: str) -> None:
+    with connect(db_url) as conn:
+        overview = status_db.overview(conn)
+    text = web_metrics.render(lambda: (overview, {}, None, None)).decode()
+    assert "haowatch_schedule_lag_seconds" in text and "inf" not in text.lower() and "nan" not in text.lower()
+    listed = run_cli("sources", "list", db_url=db_url)
+    assert listed.returncode == 0, listed.stderr
+    assert TID in listed.stdout and TID_B in listed.stdout and "\x1b" not in listed.stdout
+    as_json = run_cli("sources", "list", "--json", db_url=db_url)
+    assert as_json.returncode == 0 and len(json.loads(as_json.stdout)) == 2, as_json.stderr
+    status = run_cli("status", db_url=db_url)
+    assert status.returncode == 0 and "\x1b" not in status.stdout, status.stderr
+    as_json = run_cli("status", "--json", db_url=db_url)
+    assert as_json.returncode == 0 and "Infinity" not in as_json.stdout, as_json.stderr
+
+
 @pytest.mark.parametrize("assignment", EXTREMES)
 def test_sql_written_extremes_break_neither_release_list_status_nor_metrics(db_url: str,
                                                                             assignment: str) -> None:
@@ -206,6 +224,8 @@ def test_sql_written_extremes_break_neither_release_list_status_nor_metrics(db_u
         conn.execute("INSERT INTO sources (tid, next_check_at) VALUES (%s, now() - interval '1 minute'),"
                      " (%s, now() - interval '1 minute')", (TID, TID_B))
         conn.execute(f"UPDATE sources SET {assignment} WHERE tid = %s", (TID,))
+    _readable_everywhere(db_url)  # as written
+    with connect(db_url) as conn:
         claimed = sources_db.claim_due(conn, "replica-1", 10, 3600)
         # release() of a crashed crawl counts a failure for every claimed source still due.
         sources_db.release(conn, "replica-1", claimed, failed_error="crawl process failed")
@@ -214,17 +234,7 @@ def test_sql_written_extremes_break_neither_release_list_status_nor_metrics(db_u
         rows = conn.execute("SELECT tid, claimed_by, consecutive_failures FROM sources ORDER BY tid").fetchall()
         assert all(r["claimed_by"] is None for r in rows)
         assert all(0 <= r["consecutive_failures"] < 2147483647 for r in rows)
-        overview = status_db.overview(conn)
-    text = web_metrics.render(lambda: (overview, {}, None, None)).decode()
-    assert "haowatch_schedule_lag_seconds" in text and "inf" not in text.lower() and "nan" not in text.lower()
-    listed = run_cli("sources", "list", db_url=db_url)
-    assert listed.returncode == 0, listed.stderr
-    assert TID in listed.stdout and TID_B in listed.stdout and "\x1b" not in listed.stdout
-    as_json = run_cli("sources", "list", "--json", db_url=db_url)
-    assert as_json.returncode == 0 and len(json.loads(as_json.stdout)) == 2
-    status = run_cli("status", db_url=db_url)
-    assert status.returncode == 0 and "\x1b" not in status.stdout, status.stderr
-    assert run_cli("status", "--json", db_url=db_url).returncode == 0
+    _readable_everywhere(db_url)  # after a claim, a failed crawl and a check
 
 
 def test_sources_list_escapes_control_characters_and_terminal_escapes(db_url: str) -> None:

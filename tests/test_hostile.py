@@ -242,3 +242,42 @@ def test_a_dropped_item_logs_one_short_json_line(site: StandinSite, db_url: str)
     assert dropped, [r["record"]["message"] for r in records]
     assert all(len(line) < 4000 for line in lines)  # was a 30 KB dump of the article
     assert all(len(r["record"]["message"]) < 500 and "\n" not in r["record"]["message"] for r in dropped)
+
+
+# --- one source's row never stops its batch ----------------------------------------------------
+
+TID_B = "T1512041896308"
+
+
+def test_a_source_with_extreme_values_fails_alone_and_the_batch_goes_on(site: StandinSite, db_url: str) -> None:
+    site.add_account(TID_B, "北青网")
+    site.publish(TID_B, docid(10), "北青文章", paragraphs("B"))
+    site.script(f"/dy/media/{TID_B}.html", *[standin.status(503)] * 6)
+    add_sources(db_url, TID_A, TID_B)
+    with connect(db_url) as conn:
+        conn.execute("UPDATE sources SET consecutive_failures = 2147483647, next_check_at = '-infinity',"
+                     " interval = interval '366 days' WHERE tid = %s", (TID_B,))
+    out = crawl(site, db_url, HAOWATCH_RETRY_TIMES="1")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert [r["docid"] for r in rows(db_url, "SELECT docid FROM articles")] == [ARTICLE]
+    by_tid = {r["tid"]: r for r in rows(db_url, "SELECT tid, last_status, consecutive_failures, next_check_at > now()"
+                                                " AS later FROM sources")}
+    assert by_tid[TID_A]["last_status"] == "ok"
+    assert by_tid[TID_B]["last_status"] == "http_error" and by_tid[TID_B]["later"]
+    assert 0 < by_tid[TID_B]["consecutive_failures"] < 2147483647
+
+
+def test_a_source_whose_row_cannot_be_updated_is_marked_error_alone(site: StandinSite, db_url: str) -> None:
+    site.add_account(TID_B, "北青网")
+    site.publish(TID_B, docid(10), "北青文章", paragraphs("B"))
+    add_sources(db_url, TID_A, TID_B)
+    with connect(db_url) as conn:
+        # Stands for any value in B's row that its check cannot write back (here: refused by a CHECK).
+        conn.execute(f"ALTER TABLE sources ADD CONSTRAINT test_b_never_ok CHECK (tid <> '{TID_B}'"
+                     " OR last_status IS DISTINCT FROM 'ok')")
+    out = crawl(site, db_url)
+    assert out.returncode == 0, out.stderr[-2000:]
+    by_tid = {r["tid"]: r for r in rows(db_url, "SELECT tid, last_status, last_error FROM sources")}
+    assert by_tid[TID_A]["last_status"] == "ok"
+    assert by_tid[TID_B]["last_status"] == "error" and "unusable" in by_tid[TID_B]["last_error"]
+    assert sorted(r["docid"] for r in rows(db_url, "SELECT docid FROM articles")) == [ARTICLE, docid(10)]
