@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import subprocess
 import tempfile
@@ -19,7 +20,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from db.connection import connect
 from db.embedded import read_secrets
 from scheduler.dbcli import split_password
-from tests.helpers import run_cli
+from tests.helpers import HAOWATCH, run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -125,8 +126,8 @@ def test_run_and_upgrade_give_up_waiting_for_the_database_after_db_wait() -> Non
     assert quick.returncode == 1 and "retrying" not in quick.stderr
 
 
-def _forward_later(target: tuple[int, str | tuple[str, int]], delay: float) -> int:
-    """A TCP port that starts forwarding to ``target`` (a database) only after ``delay`` seconds."""
+def _forward_when(target: tuple[int, str | tuple[str, int]], ready: threading.Event) -> int:
+    """A TCP port that starts forwarding to ``target`` (a database) once ``ready`` is set."""
     port = _free_port()
 
     def pump(src: socket.socket, dst: socket.socket) -> None:
@@ -137,9 +138,9 @@ def _forward_later(target: tuple[int, str | tuple[str, int]], delay: float) -> i
             dst.shutdown(socket.SHUT_WR)
 
     def serve() -> None:
-        time.sleep(delay)
+        ready.wait(120)
         with socket.create_server(("127.0.0.1", port)) as server:
-            server.settimeout(60)
+            server.settimeout(120)
             with contextlib.suppress(OSError):
                 while True:
                     client, _ = server.accept()
@@ -158,8 +159,20 @@ def test_db_upgrade_waits_for_a_database_that_comes_up_late(db_url: str) -> None
     target: tuple[int, str | tuple[str, int]] = (
         (socket.AF_UNIX, f"{host}/.s.PGSQL.{db_port}") if host.startswith("/") else (socket.AF_INET, (host, db_port))
     )
-    port = _forward_later(target, delay=2.5)
-    late_url = make_conninfo(db_url, host="127.0.0.1", port=str(port))
-    out = run_cli("db", "upgrade", db_url=late_url, env={"HAOWATCH_DB_WAIT": "60s"})
-    assert out.returncode == 0, out.stderr
-    assert "retrying" in out.stderr and "schema is up to date" in out.stdout
+    ready = threading.Event()
+    port = _forward_when(target, ready)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HAOWATCH_", "DATABASE_URL"))}
+    env.update(HAOWATCH_ENV_FILE="/nonexistent", HAOWATCH_DB_WAIT="120s",
+               DATABASE_URL=make_conninfo(db_url, host="127.0.0.1", port=str(port)))
+    proc = subprocess.Popen([HAOWATCH, "db", "upgrade"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    assert proc.stderr is not None
+    seen: list[str] = []
+    for line in proc.stderr:  # the database "comes up" once haowatch has failed and said it retries
+        seen.append(line)
+        if "retrying" in line:
+            ready.set()
+            break
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, "".join(seen) + err
+    assert "schema is up to date" in out
