@@ -62,14 +62,19 @@ def default_data_dir() -> Path:
 _TOOLS = ("initdb", "pg_ctl", "postgres")
 
 
+# New clusters from the wheel use PostgreSQL 16: the version of docker-compose.yml's database and of
+# the clusters pgserver 0.1.4 made; the wheel's 18 serves clusters made by 18.
+WHEEL_DEFAULT_MAJOR = 16
+
+
 def wheel_bindirs() -> list[Path]:
-    """The wheel's bin directories, newest PostgreSQL first (located without importing the package)."""
+    """The wheel's bin directories, WHEEL_DEFAULT_MAJOR first (located without importing the package)."""
     spec = importlib.util.find_spec(WHEEL_PACKAGE)
     if not spec or not spec.origin:
         return []
     package = Path(spec.origin).parent
     found = [p / "bin" for p in package.glob("pginstall*") if (p / "bin").is_dir()]
-    return sorted(found, key=lambda p: server_major(p) or 0, reverse=True)
+    return sorted(found, key=lambda p: (server_major(p) != WHEEL_DEFAULT_MAJOR, -(server_major(p) or 0)))
 
 
 def _candidates() -> list[Path]:
@@ -269,7 +274,8 @@ _RELATION_KINDS = {"r": "TABLE", "p": "TABLE", "v": "VIEW", "m": "MATERIALIZED V
 def transfer_ownership(conn: psycopg.Connection) -> int:
     """Hand the superuser's objects in this database to the app role (data directories made before 0.2).
 
-    Objects of extensions stay with the superuser; sequences owned by a column follow their table.
+    Objects of extensions stay with the superuser; indexes and sequences owned by a column follow
+    their table; partitions are handed over one by one (ownership does not cascade to them).
     Returns how many objects changed owner.
     """
     app = sql.Identifier(APP_ROLE)
@@ -289,8 +295,8 @@ def transfer_ownership(conn: psycopg.Connection) -> int:
         " JOIN pg_roles r ON r.oid = c.relowner"
         f" WHERE r.rolname = %s AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') AND n.oid IN ({user_schemas})"
         f" AND {not_extension.format(oid='c.oid')}"
-        " AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.classid = 'pg_class'::regclass"
-        "   AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i'))"
+        " AND (c.relkind <> 'S' OR NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid"
+        "   AND d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')))"
         " ORDER BY c.relkind = 'S', c.oid", (ADMIN_ROLE,),
     ).fetchall():
         statement = "ALTER " + _RELATION_KINDS[kind] + " {}.{} OWNER TO {}"
