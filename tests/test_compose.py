@@ -247,6 +247,8 @@ def settings_read_by_the_code() -> set[str]:
 def test_every_setting_is_passed_through_from_the_shell(app: dict[str, Any]) -> None:
     missing = settings_read_by_the_code() - _NOT_FOR_THE_CONTAINER - set(app["environment"])
     assert not missing, f"docker-compose.yml does not pass {sorted(missing)} to the app"
+    keys = re.findall(r"^\s+(HAOWATCH_[A-Z0-9_]+):", COMPOSE_FILE.read_text(encoding="utf-8"), re.MULTILINE)
+    assert len(keys) == len(set(keys)), f"listed twice: {sorted({k for k in keys if keys.count(k) > 1})}"
 
 
 def test_every_setting_in_dot_env_reaches_the_app(compose_binary: Path, tmp_path: Path) -> None:
