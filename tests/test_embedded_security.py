@@ -148,7 +148,9 @@ def test_a_data_dir_of_the_previous_version_is_secured_in_place(data_dir: Path) 
     if IS_ROOT:
         os.chown(data_dir, entry.pw_uid, entry.pw_gid)
         os.chown(data_dir / "run", entry.pw_uid, entry.pw_gid)
-    b = old.bindir
+    # As root the wheel's binaries may sit in a venv the server's user cannot enter (a 0700 home):
+    # the copy haowatch makes for that user is what the previous version's user runs here too.
+    b = old._runnable_bindir() if IS_ROOT else old.bindir
     run = lambda *args: subprocess.run([*_as(user), *args], capture_output=True, text=True, check=True, cwd="/")  # noqa: E731
     run(str(b / "initdb"), "-D", str(old.pgdata), "-U", "postgres", "--auth=trust", "--encoding=UTF8", "--locale=C")
     run(str(b / "pg_ctl"), "-D", str(old.pgdata), "-l", str(data_dir / "postgres.log"), "-w",
