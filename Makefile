@@ -50,6 +50,8 @@ run: $(call stamp,$(RUN_EXTRAS))
 
 test: $(call stamp,$(TEST_EXTRAS))
 	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: $(call stamp,$(BENCH_EXTRAS))

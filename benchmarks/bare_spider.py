@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import AsyncIterator
+from typing import Any
 
 import scrapy
 from scrapy.crawler import CrawlerProcess
@@ -17,11 +19,11 @@ from scheduler.config import load_settings
 class BareSpider(scrapy.Spider):
     name = "bare"
 
-    def __init__(self, urls: list[str], **kwargs: object) -> None:
+    def __init__(self, urls: list[str], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.urls = urls
 
-    async def start(self):  # type: ignore[override]
+    async def start(self) -> AsyncIterator[scrapy.Request]:
         for url in self.urls:
             yield scrapy.Request(url, callback=self.parse, dont_filter=True)
 
@@ -32,7 +34,7 @@ class BareSpider(scrapy.Spider):
 def main() -> None:
     with open(sys.argv[1], encoding="utf-8") as handle:
         urls = [line.strip() for line in handle if line.strip()]
-    settings = scrapy_settings(load_settings(), "unused")
+    settings = scrapy_settings(load_settings().crawl_options(), "unused")
     settings["ITEM_PIPELINES"] = {}
     settings["LOG_LEVEL"] = "WARNING"
     process = CrawlerProcess(settings)

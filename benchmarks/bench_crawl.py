@@ -24,6 +24,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -34,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from db import migrate  # noqa: E402
 from db.connection import connect  # noqa: E402
-from tests.helpers import maintenance_url  # noqa: E402
+from tests.helpers import maintenance_url, one  # noqa: E402
 from tests.standin import StandinSite  # noqa: E402
 
 
@@ -86,7 +87,7 @@ def run_measured(cmd: list[str], env: dict[str, str]) -> tuple[float, float, int
     return elapsed, usage.ru_utime + usage.ru_stime, sum(peaks.values()) // 1024, out
 
 
-def scenario(admin: str, site: StandinSite, tids: list[str], url_file: Path, concurrency: int) -> dict:
+def scenario(admin: str, site: StandinSite, tids: list[str], url_file: Path, concurrency: int) -> dict[str, Any]:
     """One measured round: bare spider, full haowatch crawl, steady-state crawl, on a fresh database."""
     name = f"haowatch_bench_{os.getpid()}"
     with psycopg.connect(admin, autocommit=True) as conn:
@@ -108,8 +109,8 @@ def scenario(admin: str, site: StandinSite, tids: list[str], url_file: Path, con
         steady = run_measured([haowatch, "crawl"], env)
         steady_requests = len(site.requests())
         with connect(db_url) as conn:
-            stored = conn.execute("SELECT count(*) AS n FROM articles").fetchone()["n"]
-            links = conn.execute("SELECT count(*) AS n FROM article_links").fetchone()["n"]
+            stored = one(conn, "SELECT count(*) AS n FROM articles")["n"]
+            links = one(conn, "SELECT count(*) AS n FROM article_links")["n"]
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))

@@ -91,10 +91,10 @@ def main() -> None:
     )
     args = parser.parse_args()
     cases = _cases()
+    trafilatura: Any = None
     try:
-        import trafilatura  # type: ignore[import-not-found]
+        import trafilatura
     except ImportError:
-        trafilatura = None
         print("trafilatura is not installed (pip install trafilatura): only haowatch is measured.\n")
 
     totals: dict[str, dict[str, float]] = {}
@@ -119,7 +119,7 @@ def main() -> None:
         if trafilatura is not None:
             text = decode_body(raw, meta.get("content_type"))[0]
 
-            def theirs(text: str = text) -> object:
+            def theirs(text: str = text) -> str | None:
                 return trafilatura.extract(text, include_comments=False)
 
             output = theirs() or ""

@@ -27,6 +27,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -38,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 from db import migrate  # noqa: E402
 from db.connection import connect  # noqa: E402
 from tests import standin  # noqa: E402
-from tests.helpers import maintenance_url  # noqa: E402
+from tests.helpers import maintenance_url, one  # noqa: E402
 from tests.standin import StandinSite  # noqa: E402
 
 TID = "T1536566896022"
@@ -87,7 +88,7 @@ def run_measured(cmd: list[str], env: dict[str, str]) -> tuple[float, float, flo
             sum(peaks.values()) / 1024, lines[-1] if lines else "")
 
 
-def scenario(admin: str, name: str, behaviour: standin.Behaviour | None, path: str, cap: str) -> dict:
+def scenario(admin: str, name: str, behaviour: standin.Behaviour | None, path: str, cap: str) -> dict[str, Any]:
     site = StandinSite()
     site.start()
     site.add_account(TID, "基准账号")
@@ -112,7 +113,7 @@ def scenario(admin: str, name: str, behaviour: standin.Behaviour | None, path: s
                    HAOWATCH_MAX_RESPONSE_SIZE=cap)
         wall, cpu, own, mib, line = run_measured([str(Path(sys.executable).with_name("haowatch")), "crawl"], env)
         with connect(db_url) as conn:
-            stored = conn.execute("SELECT count(*) AS n FROM articles").fetchone()["n"]
+            stored = one(conn, "SELECT count(*) AS n FROM articles")["n"]
     finally:
         site.stop()
         with psycopg.connect(admin, autocommit=True) as conn:

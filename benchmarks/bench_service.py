@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from db import migrate  # noqa: E402
 from db.connection import connect  # noqa: E402
+from tests.helpers import one  # noqa: E402
 from tests.standin import StandinSite  # noqa: E402
 
 CLOCK = os.sysconf("SC_CLK_TCK")
@@ -156,10 +157,10 @@ def part_scale(admin: str, n_sources: int, minutes: float) -> None:
             "SELECT extract(epoch FROM s.last_checked_at - b.due_at)::float AS lag FROM sources s"
             " JOIN bench_schedule b USING (tid) WHERE s.last_checked_at IS NOT NULL"
         )]
-        due = conn.execute(
+        due = one(conn,
             "SELECT count(*) AS n FROM bench_schedule WHERE due_at <= now() - interval '10 seconds'"
-        ).fetchone()["n"]
-        failed = conn.execute("SELECT count(*) AS n FROM sources WHERE last_status <> 'ok'").fetchone()["n"]
+        )["n"]
+        failed = one(conn, "SELECT count(*) AS n FROM sources WHERE last_status <> 'ok'")["n"]
     site.stop()
     drop_db(admin, name)
     lags.sort()
@@ -191,7 +192,7 @@ def part_cycles(admin: str, cycles: int) -> None:
     deadline = time.monotonic() + cycles * 10
     with connect(db_url) as conn:
         while time.monotonic() < deadline:
-            done = conn.execute("SELECT count(*) AS n FROM crawl_runs WHERE finished_at IS NOT NULL").fetchone()["n"]
+            done = one(conn, "SELECT count(*) AS n FROM crawl_runs WHERE finished_at IS NOT NULL")["n"]
             for mark in (1, 10, cycles):
                 if done >= mark and mark not in marks:
                     marks[mark] = rss_mib(proc.pid)

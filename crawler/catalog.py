@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from datetime import datetime
 
 import psycopg
+from psycopg import Connection
+from psycopg.rows import DictRow
 
 from db import articles as articles_db
 from db import channels as channels_db
@@ -18,9 +20,9 @@ class Catalog:
     def __init__(self, database_url: str, max_fetch_failures: int) -> None:
         self.database_url = database_url
         self.max_fetch_failures = max_fetch_failures
-        self._conn: psycopg.Connection | None = None
+        self._conn: Connection[DictRow] | None = None
 
-    def _connection(self) -> psycopg.Connection:
+    def _connection(self) -> Connection[DictRow]:
         if self._conn is None or self._conn.closed or self._conn.broken:
             self._conn = connect(self.database_url)
         return self._conn

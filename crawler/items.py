@@ -1,4 +1,4 @@
-"""Typed items: what spiders hand to the pipelines, and the pipelines to ``db/``."""
+"""Typed items: what the spider hands to the pipelines (which map them to ``db/`` records)."""
 
 from __future__ import annotations
 

@@ -40,7 +40,9 @@ class ShortLogFormatter(LogFormatter):
     def scraped(self, item: Any, response: Response | Failure | None, spider: Spider) -> LogFormatterResult:
         result = super().scraped(item, response, spider)
         result["msg"] = "Scraped %(item)s from %(src)s"
-        result["args"] = {"item": describe_item(item), "src": _short(result["args"]["src"])}
+        args = result["args"]
+        source = args["src"] if isinstance(args, dict) else response  # Scrapy's own result names it "src"
+        result["args"] = {"item": describe_item(item), "src": _short(source)}
         return result
 
     def dropped(self, item: Any, exception: BaseException, response: Response | Failure | None,

@@ -7,10 +7,11 @@ import asyncio
 import random
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import Any
 from urllib.parse import urljoin
 
 from loguru import logger
-from scrapy import Request
+from scrapy import Request, Spider
 from scrapy.crawler import Crawler
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
 from scrapy.http import Response
@@ -41,8 +42,8 @@ def retry_after_seconds(value: bytes | str | None, now: datetime | None = None) 
 
 def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random | None = None) -> float:
     """Exponential backoff with jitter: about ``base * 2**attempt`` seconds, at most ``cap``."""
-    raw = min(cap, base * (2**attempt))
-    return raw * (0.5 + (rng or random).random() / 2)
+    raw = min(cap, base * 2.0**attempt)
+    return raw * (0.5 + (rng.random() if rng else random.random()) / 2)
 
 
 class BackoffRetryMiddleware(RetryMiddleware):
@@ -75,7 +76,8 @@ class BackoffRetryMiddleware(RetryMiddleware):
 
     async def _wait(self, retry: Request, delay: float) -> None:
         retry.meta["haowatch_waited"] = retry.meta.get("haowatch_waited", 0.0) + delay
-        self.crawler.stats.inc_value("haowatch/retry_wait_seconds", delay)
+        # Scrapy's stats hold any number; its annotation says int.
+        self.crawler.stats.inc_value("haowatch/retry_wait_seconds", delay)  # type: ignore[arg-type]
         if delay > 0:
             await asyncio.sleep(delay)
 
@@ -84,7 +86,9 @@ class BackoffRetryMiddleware(RetryMiddleware):
         logger.warning("{}: {}; not retrying now (retry waits of a page are capped at {:g}s), pending for the"
                        " next check", request.url, why, self.wait_budget)
 
-    async def process_response(self, request: Request, response: Response, spider=None):  # type: ignore[override]
+    async def process_response(  # type: ignore[override]
+        self, request: Request, response: Response, spider: Spider | None = None
+    ) -> Request | Response:
         if request.meta.get("dont_retry", False) or response.status not in self.retry_http_codes:
             return response
         delay = self._delay(request, response)
@@ -97,7 +101,9 @@ class BackoffRetryMiddleware(RetryMiddleware):
         await self._wait(retry, delay)
         return retry
 
-    async def process_exception(self, request: Request, exception: Exception, spider=None):  # type: ignore[override]
+    async def process_exception(  # type: ignore[override]
+        self, request: Request, exception: Exception, spider: Spider | None = None
+    ) -> Request | None:
         if not isinstance(exception, self.exceptions_to_retry) or request.meta.get("dont_retry", False):
             return None
         if (refusal := _refusal_inside(exception)) is not None:
@@ -166,8 +172,9 @@ class OffsiteMiddleware:
             raise self._refuse_offsite(request.url, request)
 
     def process_response(self, request: Request, response: Response, spider=None) -> Response:  # type: ignore[no-untyped-def]
-        if response.status in _REDIRECT_CODES and b"Location" in response.headers:
-            location = response.headers[b"Location"].decode("latin-1")
+        raw_location = response.headers.get(b"Location")
+        if response.status in _REDIRECT_CODES and raw_location is not None:
+            location = raw_location.decode("latin-1")
             target = urljoin(request.url, location)
             if not self.allowed.allows(target):
                 raise self._refuse_offsite(target, request)
@@ -201,12 +208,12 @@ def limit_response_headers(max_bytes: int) -> None:
         return
     from scrapy.core.downloader.handlers import http11
 
-    parsers = [_newclient.HTTPClientParser]
+    parsers: list[type[Any]] = [_newclient.HTTPClientParser]
     lenient = getattr(http11, "_LenientHTTPClientParser", None)
     if isinstance(lenient, type) and "lineReceived" in vars(lenient):
         parsers.append(lenient)
     for parser in parsers:
-        parser.lineReceived = _counting(parser.lineReceived)  # type: ignore[method-assign]
+        parser.lineReceived = _counting(parser.lineReceived)
     _newclient.HTTPClientParser.lineLengthExceeded = _line_too_long  # type: ignore[method-assign]
 
 

@@ -8,12 +8,14 @@ from typing import Any
 
 import psycopg
 from loguru import logger
-from psycopg.rows import dict_row
+from psycopg import Connection
+from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool
 from scrapy.crawler import Crawler
 from scrapy.exceptions import DropItem
 
 from crawler.extract import content_hash
+from crawler.extract.types import AccountPage, ArticlePage
 from crawler.ids import DOCID_RE, TID_RE
 from crawler.items import (
     ArticleItem,
@@ -26,10 +28,37 @@ from crawler.items import (
     SourceCheckItem,
 )
 from crawler.logformatter import describe_item
+from crawler.settings import crawl_options
 from db import articles as articles_db
 from db import captured as captured_db
 from db import channels as channels_db
 from db import sources as sources_db
+from db.records import AccountFacts, ArticleRecord, LinkRecord, ListedRecord
+
+# --- page results → db records: the one place extraction's types meet the database's ----------
+
+
+def article_record(page: ArticlePage) -> ArticleRecord:
+    """The stored form of a parsed article page."""
+    account = page.account
+    return ArticleRecord(
+        docid=page.docid, url=page.url, title=page.title, published_at=page.published_at,
+        ip_location=page.ip_location,
+        account=AccountFacts(tid=account.tid, name=account.name, wemedia_id=account.wemedia_id,
+                             article_count=account.article_count, follower_count=account.follower_count),
+        body_paragraphs=page.body_paragraphs, body_text=page.body_text, body_html=page.body_html,
+        images=page.images, author_statement=page.author_statement,
+        links=[LinkRecord(block=link.block, position=link.position, url=link.url, title=link.title,
+                          module=link.module, docid=link.docid, source=link.source, published_at=link.published_at)
+               for link in page.links],
+    )
+
+
+def listed_records(page: AccountPage) -> list[ListedRecord]:
+    """The stored form of what an account page (or the list API) listed."""
+    return [ListedRecord(item_type=item.item_type, id=item.id, url=item.url, title=item.title,
+                         published_at=item.published_at, thumbnail=item.thumbnail)
+            for item in page.items]
 
 
 class _StatsMixin:
@@ -105,13 +134,13 @@ class StorePipeline(_StatsMixin):
 
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
-        settings = crawler.settings
-        self.database_url: str = settings.get("HAOWATCH_DATABASE_URL")
-        self.revisit_ages: list[int] = [int(x) for x in settings.getlist("HAOWATCH_REVISIT_AGES")]
-        self.max_backoff: int = settings.getint("HAOWATCH_MAX_BACKOFF", 6 * 3600)
-        self.capture_per_reason: int = settings.getint("HAOWATCH_CAPTURE_PER_REASON", 100)
-        self.capture_max_age: int = settings.getint("HAOWATCH_CAPTURE_MAX_AGE", 30 * 86400)
-        self.pool: ConnectionPool | None = None
+        options = crawl_options(crawler.settings)
+        self.database_url: str = crawler.settings.get("HAOWATCH_DATABASE_URL")
+        self.revisit_ages: tuple[int, ...] = options.revisit_ages
+        self.max_backoff: int = options.max_backoff
+        self.capture_per_reason: int = options.capture_per_reason
+        self.capture_max_age: int = options.capture_max_age
+        self.pool: ConnectionPool[Connection[DictRow]] | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> StorePipeline:
@@ -175,11 +204,12 @@ class StorePipeline(_StatsMixin):
         except psycopg.Error as exc:
             logger.error("could not mark source {} as unusable: {}", tid, (str(exc).splitlines() or [""])[0][:300])
 
-    def _store(self, conn: psycopg.Connection, item: Any) -> None:
+    def _store(self, conn: Connection[DictRow], item: Any) -> None:
         if isinstance(item, ArticleItem):
             result = articles_db.store_article(
-                conn, item.page, source_tid=item.source_tid, content_hash=content_hash(item.page.body_paragraphs),
-                fetched_at=item.fetched_at, revisit_ages=self.revisit_ages, fetched_url=item.fetched_url,
+                conn, article_record(item.page), source_tid=item.source_tid,
+                content_hash=content_hash(item.page.body_paragraphs), fetched_at=item.fetched_at,
+                revisit_ages=self.revisit_ages, fetched_url=item.fetched_url,
             )
             key = {"new": "new_articles", "duplicate": "duplicate_articles", "updated": "updated_articles",
                    "unchanged": "unchanged_articles", "restored": "restored_articles"}[result.outcome]
@@ -195,8 +225,8 @@ class StorePipeline(_StatsMixin):
                 self._stat("deleted_articles")
                 logger.info("article {} is gone: marked deleted", item.docid)
         elif isinstance(item, ListingItem):
-            self._stat("listed_new_items", articles_db.record_listing(conn, item.source_tid, item.page,
-                                                                      item.fetched_at))
+            self._stat("listed_new_items", articles_db.record_listing(conn, item.source_tid,
+                                                                      listed_records(item.page), item.fetched_at))
         elif isinstance(item, FetchFailedItem):
             articles_db.record_fetch_failure(conn, item.docid, item.error)
         elif isinstance(item, ChannelReportItem):

@@ -12,12 +12,11 @@ from typing import Any
 from loguru import logger
 from scrapy.crawler import CrawlerProcess
 
-from crawler.settings import scrapy_settings
+from crawler.settings import CrawlOptions, scrapy_settings
 from crawler.spiders.hao import HaoSpider
 from db import runs as runs_db
 from db import sources as sources_db
 from db.connection import connect
-from scheduler.config import Settings
 
 
 @dataclass
@@ -50,11 +49,11 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def _execute(settings: Settings, database_url: str, kind: str, source_tids: list[str],
+def _execute(options: CrawlOptions, database_url: str, kind: str, source_tids: list[str],
              spider_kwargs: dict[str, Any]) -> CrawlSummary:
     with connect(database_url) as conn:
         run_id = runs_db.start_run(conn, kind, source_tids)
-    process = CrawlerProcess(scrapy_settings(settings, database_url))
+    process = CrawlerProcess(scrapy_settings(options, database_url))
     crawler = process.create_crawler(HaoSpider)
     process.crawl(crawler, **spider_kwargs)
     status = "ok"
@@ -91,26 +90,26 @@ def _execute(settings: Settings, database_url: str, kind: str, source_tids: list
     return summary
 
 
-def run_crawl(settings: Settings, database_url: str, tids: list[str] | None = None) -> CrawlSummary:
+def run_crawl(options: CrawlOptions, database_url: str, tids: list[str] | None = None) -> CrawlSummary:
     """Check the given sources (default: every enabled one) and fetch their new articles."""
     with connect(database_url) as conn:
         sources = sources_db.due_sources(conn, tids)
     if not sources:
         return CrawlSummary(kind="crawl")
-    return _execute(settings, database_url, "crawl", [s["tid"] for s in sources],
+    return _execute(options, database_url, "crawl", [s.tid for s in sources],
                     {"mode": "watch", "sources": sources})
 
 
-def run_refetch(settings: Settings, database_url: str, docids: list[str]) -> CrawlSummary:
+def run_refetch(options: CrawlOptions, database_url: str, docids: list[str]) -> CrawlSummary:
     """Download the given articles again: a revision when changed, deleted when gone."""
     if not docids:
         return CrawlSummary(kind="refetch")
-    return _execute(settings, database_url, "refetch", [], {"mode": "refetch", "docids": docids})
+    return _execute(options, database_url, "refetch", [], {"mode": "refetch", "docids": docids})
 
 
-def run_backfill(settings: Settings, database_url: str, tid: str, pages: int) -> CrawlSummary:
+def run_backfill(options: CrawlOptions, database_url: str, tid: str, pages: int) -> CrawlSummary:
     """Walk an account's older history through the list API, fetching articles not yet stored."""
     with connect(database_url) as conn:
         sources = sources_db.due_sources(conn, [tid])
-    return _execute(settings, database_url, "backfill", [tid],
+    return _execute(options, database_url, "backfill", [tid],
                     {"mode": "backfill", "sources": sources, "backfill_pages": pages})

@@ -1,15 +1,70 @@
-"""Scrapy settings derived from haowatch's settings: polite by default."""
+"""The crawl's options with their defaults, and the Scrapy settings derived from them: polite by default.
+
+:class:`CrawlOptions` is where every crawl option and its default is declared, once; the service's
+configuration (``scheduler/config.py``, the only reader of the environment) fills it.
+"""
 
 from __future__ import annotations
 
 import importlib.util
+from dataclasses import dataclass
 from typing import Any
 
-from scheduler.config import Settings
+from scrapy.settings import BaseSettings
 
 # Every request says it comes from the site's front page, as a reader's browser would after
 # arriving there (the spider sets it on each request so Scrapy's Referer middleware keeps it).
 REFERER = "https://www.163.com/"
+
+DEFAULT_USER_AGENT = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36"
+)
+
+# Hosts NetEase itself redirects between (desktop, mobile, app share pages): a response from any
+# other host is refused as off-site.
+NETEASE_HOPS = ("www.163.com", "m.163.com", "3g.163.com", "c.m.163.com", "dy.163.com", "news.163.com")
+
+# The key under which the options travel inside the Scrapy settings of a crawl.
+OPTIONS_KEY = "HAOWATCH_OPTIONS"
+
+
+@dataclass(frozen=True, slots=True)
+class CrawlOptions:
+    """Every option of a crawl, with its safe, polite default (``HAOWATCH_X`` sets field ``x``)."""
+
+    site_url: str = "https://www.163.com"
+    list_api_url: str = "https://dy.163.com"
+    user_agent: str = DEFAULT_USER_AGENT
+    concurrency: int = 2  # requests at once to the site
+    download_delay: float = 2.0  # seconds between requests
+    request_timeout: int = 30  # seconds
+    retry_times: int = 4
+    retry_backoff: float = 2.0  # seconds, doubled per retry
+    max_backoff: int = 6 * 3600  # longest delay between checks of a failing source, seconds
+    revisit_ages: tuple[int, ...] = (3600, 6 * 3600, 24 * 3600)  # re-fetch articles this long after first seen
+    parse_workers: int = 1  # processes parsing pages beside the crawl (0: inline)
+    max_fetch_failures: int = 8  # a listed article failing this often is no longer retried
+    log_level: str = "INFO"
+    allowed_hosts: tuple[str, ...] = NETEASE_HOPS  # besides the site and the list API
+    max_response_bytes: int = 8 * 1024 * 1024  # a larger body (also after decompression) is refused
+    max_header_bytes: int = 64 * 1024  # a larger header block is refused
+    retry_wait_total: int = 120  # seconds one page may spend waiting between its retries
+    # Discovery channels, blocks and evidence (issue 11).
+    app_api_url: str = "https://c.m.163.com"
+    cross_check_every: int = 48  # checks; at the default 30-minute interval: once a day
+    gap_pages: int = 10
+    proxies: tuple[str, ...] = ()
+    impersonate: str | None = None
+    block_slowdown_max: float = 120.0
+    capture_per_reason: int = 100
+    capture_max_age: int = 30 * 86400
+
+
+def crawl_options(settings: BaseSettings) -> CrawlOptions:
+    """The options a crawl was started with (the defaults when started without any)."""
+    options = settings.get(OPTIONS_KEY)
+    return options if isinstance(options, CrawlOptions) else CrawlOptions()
 
 
 class ImpersonationUnavailable(RuntimeError):
@@ -28,11 +83,11 @@ def impersonation_settings(browser: str | None) -> dict[str, Any]:
     return {"DOWNLOAD_HANDLERS": {"http": handler, "https": handler}, "HAOWATCH_IMPERSONATE": browser}
 
 
-def scrapy_settings(settings: Settings, database_url: str) -> dict[str, Any]:
+def scrapy_settings(options: CrawlOptions, database_url: str) -> dict[str, Any]:
     """The Scrapy settings for one crawl process."""
     return {
         "BOT_NAME": "haowatch",
-        "USER_AGENT": settings.user_agent,
+        "USER_AGENT": options.user_agent,
         "DEFAULT_REQUEST_HEADERS": {
             "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
             "Accept-Language": "zh-CN,zh;q=0.9,en;q=0.6",
@@ -48,33 +103,33 @@ def scrapy_settings(settings: Settings, database_url: str) -> dict[str, Any]:
         "EXTENSIONS": {"scrapy.extensions.telnet.TelnetConsole": None,
                        "scrapy.extensions.remote_control.RemoteControl": None},
         # Politeness holds per proxy (a download slot each), so the overall cap grows with them.
-        "CONCURRENT_REQUESTS": max(2, settings.concurrency * max(1, len(settings.proxies))),
-        "CONCURRENT_REQUESTS_PER_DOMAIN": settings.concurrency,
-        "DOWNLOAD_DELAY": settings.download_delay,
+        "CONCURRENT_REQUESTS": max(2, options.concurrency * max(1, len(options.proxies))),
+        "CONCURRENT_REQUESTS_PER_DOMAIN": options.concurrency,
+        "DOWNLOAD_DELAY": options.download_delay,
         "DOWNLOAD_DELAY_JITTER": 0.5,
-        "AUTOTHROTTLE_ENABLED": settings.download_delay > 0,
-        "AUTOTHROTTLE_START_DELAY": max(settings.download_delay, 0.1),
+        "AUTOTHROTTLE_ENABLED": options.download_delay > 0,
+        "AUTOTHROTTLE_START_DELAY": max(options.download_delay, 0.1),
         "AUTOTHROTTLE_MAX_DELAY": 60.0,
         "AUTOTHROTTLE_TARGET_CONCURRENCY": 1.0,
-        "DOWNLOAD_TIMEOUT": settings.request_timeout,
+        "DOWNLOAD_TIMEOUT": options.request_timeout,
         "DOWNLOAD_FAIL_ON_DATALOSS": True,
         "RETRY_ENABLED": True,
-        "RETRY_TIMES": settings.retry_times,
+        "RETRY_TIMES": options.retry_times,
         "RETRY_GIVE_UP_LOG_LEVEL": "WARNING",
         "RETRY_HTTP_CODES": [408, 429, 500, 502, 503, 504, 522, 524],
-        "HAOWATCH_RETRY_BACKOFF_BASE": settings.retry_backoff,
+        "HAOWATCH_RETRY_BACKOFF_BASE": options.retry_backoff,
         "HAOWATCH_RETRY_BACKOFF_MAX": 60.0,
         "HAOWATCH_RETRY_AFTER_MAX": 300.0,
-        "HAOWATCH_RETRY_WAIT_TOTAL": float(settings.retry_wait_total),
+        "HAOWATCH_RETRY_WAIT_TOTAL": float(options.retry_wait_total),
         # Size caps: the body (Scrapy also applies it after decompression, so a gzip bomb stops at
         # the cap) and the header block. A refused response is not retried.
-        "DOWNLOAD_MAXSIZE": settings.max_response_bytes,
+        "DOWNLOAD_MAXSIZE": options.max_response_bytes,
         "DOWNLOAD_WARNSIZE": 0,
-        "HAOWATCH_MAX_HEADER_SIZE": settings.max_header_bytes,
+        "HAOWATCH_MAX_HEADER_SIZE": options.max_header_bytes,
         # Only NetEase's own redirects are followed (see OffsiteMiddleware); never a meta refresh.
         "METAREFRESH_ENABLED": False,
         "REDIRECT_MAX_TIMES": 5,
-        "HAOWATCH_ALLOWED_HOSTS": list(settings.allowed_hosts),
+        "HAOWATCH_ALLOWED_HOSTS": list(options.allowed_hosts),
         "DOWNLOADER_MIDDLEWARES": {
             "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
             "crawler.middlewares.BackoffRetryMiddleware": 550,
@@ -92,24 +147,16 @@ def scrapy_settings(settings: Settings, database_url: str) -> dict[str, Any]:
         # Block answers reach the callbacks, which record them as `blocked` (never as parse failures).
         "HTTPERROR_ALLOWED_CODES": [403, 404, 418, 429, 451],
         "HAOWATCH_DATABASE_URL": database_url,
-        "HAOWATCH_SITE_URL": settings.site_url,
-        "HAOWATCH_LIST_API_URL": settings.list_api_url,
-        "HAOWATCH_REVISIT_AGES": list(settings.revisit_ages),
-        "HAOWATCH_MAX_BACKOFF": settings.max_backoff,
-        "HAOWATCH_MAX_FETCH_FAILURES": 8,
-        "HAOWATCH_PARSE_WORKERS": settings.parse_workers,
-        "HAOWATCH_APP_API_URL": settings.app_api_url,
-        "HAOWATCH_CROSS_CHECK_EVERY": settings.cross_check_every,
-        "HAOWATCH_GAP_PAGES": settings.gap_pages,
-        "HAOWATCH_PROXIES": list(settings.proxies),
-        "HAOWATCH_BLOCK_SLOWDOWN_MAX": settings.block_slowdown_max,
-        "HAOWATCH_CAPTURE_PER_REASON": settings.capture_per_reason,
-        "HAOWATCH_CAPTURE_MAX_AGE": settings.capture_max_age,
-        **impersonation_settings(settings.impersonate),
+        "HAOWATCH_SITE_URL": options.site_url,
+        "HAOWATCH_LIST_API_URL": options.list_api_url,
+        OPTIONS_KEY: options,
+        "HAOWATCH_PROXIES": list(options.proxies),
+        "HAOWATCH_BLOCK_SLOWDOWN_MAX": options.block_slowdown_max,
+        **impersonation_settings(options.impersonate),
         # Scrapy's records go to the root logger, which haowatch routes into loguru.
         "LOG_INSTALL_ROOT_HANDLER": False,
         "LOG_FORMATTER": "crawler.logformatter.ShortLogFormatter",
-        "LOG_LEVEL": "DEBUG" if settings.log_level in ("DEBUG", "TRACE") else "INFO",
+        "LOG_LEVEL": "DEBUG" if options.log_level in ("DEBUG", "TRACE") else "INFO",
         "LOGSTATS_INTERVAL": 60.0,
         "MEMUSAGE_ENABLED": False,
         "REQUEST_FINGERPRINTER_IMPLEMENTATION": "2.7",

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-import psycopg
+from psycopg import Connection
+from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
-from crawler.extract.types import AccountPage, ArticlePage, Link
+from db.records import ArticleRecord, LinkRecord, ListedRecord
 
 StoreOutcome = Literal["new", "duplicate", "updated", "unchanged", "restored"]
 
@@ -34,7 +35,7 @@ _ARTICLE_FIELDS = (
 )
 
 
-def _article_values(page: ArticlePage, source_tid: str | None, content_hash: str) -> tuple[Any, ...]:
+def _article_values(page: ArticleRecord, source_tid: str | None, content_hash: str) -> tuple[Any, ...]:
     return (
         source_tid or page.account.tid,
         page.url,
@@ -52,8 +53,8 @@ def _article_values(page: ArticlePage, source_tid: str | None, content_hash: str
 
 
 def store_article(
-    conn: psycopg.Connection,
-    page: ArticlePage,
+    conn: Connection[DictRow],
+    page: ArticleRecord,
     *,
     source_tid: str | None,
     content_hash: str,
@@ -100,7 +101,7 @@ def next_revisit(first_seen: datetime, now: datetime, ages: Sequence[int]) -> da
     return min(future) if future else None
 
 
-def _insert_article(conn: psycopg.Connection, page: ArticlePage, source_tid: str | None, content_hash: str,
+def _insert_article(conn: Connection[DictRow], page: ArticleRecord, source_tid: str | None, content_hash: str,
                     fetched_at: datetime, next_revisit_at: datetime | None) -> StoreResult:
     original = conn.execute(
         "SELECT docid FROM articles WHERE content_hash = %s AND docid <> %s AND deleted_at IS NULL"
@@ -117,7 +118,7 @@ def _insert_article(conn: psycopg.Connection, page: ArticlePage, source_tid: str
     return StoreResult("duplicate" if duplicate_of else "new", 1, duplicate_of)
 
 
-def _update_article(conn: psycopg.Connection, existing: dict[str, Any], page: ArticlePage,
+def _update_article(conn: Connection[DictRow], existing: DictRow, page: ArticleRecord,
                     source_tid: str | None, content_hash: str, fetched_at: datetime,
                     next_revisit_at: datetime | None) -> StoreResult:
     changed = existing["content_hash"] != content_hash or (existing["title"] or "") != page.title
@@ -148,7 +149,7 @@ def _update_article(conn: psycopg.Connection, existing: dict[str, Any], page: Ar
     return StoreResult(outcome, revision)
 
 
-def _store_links(conn: psycopg.Connection, docid: str, links: Sequence[Link], seen_at: datetime) -> None:
+def _store_links(conn: Connection[DictRow], docid: str, links: Sequence[LinkRecord], seen_at: datetime) -> None:
     """Record the lists of links the page showed: targets and lists stored once, one sighting per list.
 
     Three statements whatever the number of links: upsert the targets, upsert the lists (content
@@ -182,7 +183,7 @@ _UPSERT_TARGETS = (
 )
 
 
-def _target_ids(conn: psycopg.Connection, links: Sequence[Link]) -> list[int]:
+def _target_ids(conn: Connection[DictRow], links: Sequence[LinkRecord]) -> list[int]:
     params = (
         [link.url for link in links], [link.docid for link in links], [link.title for link in links],
         [link.source for link in links], [link.published_at for link in links],
@@ -211,7 +212,7 @@ _UPSERT_LISTS = (
 )
 
 
-def _list_ids(conn: psycopg.Connection, lists: dict[tuple[str, str | None], list[tuple[int, int]]],
+def _list_ids(conn: Connection[DictRow], lists: dict[tuple[str, str | None], list[tuple[int, int]]],
               seen_at: datetime) -> list[tuple[int, bool]]:
     """(id, inserted now) of each list; a list inserted now already counts this sighting."""
     keys = list(lists)
@@ -230,7 +231,7 @@ def _list_ids(conn: psycopg.Connection, lists: dict[tuple[str, str | None], list
     return result
 
 
-def _record_sightings(conn: psycopg.Connection, docid: str, lists: Sequence[tuple[int, bool]],
+def _record_sightings(conn: Connection[DictRow], docid: str, lists: Sequence[tuple[int, bool]],
                       seen_at: datetime) -> None:
     # A sighting already recorded at this time (the same fetch stored twice) changes nothing. Lists
     # inserted by this store already count it; the others' rows are locked in id order, so
@@ -251,7 +252,7 @@ def _record_sightings(conn: psycopg.Connection, docid: str, lists: Sequence[tupl
     )
 
 
-def _unique_links(links: Sequence[Link]) -> list[Link]:
+def _unique_links(links: Sequence[LinkRecord]) -> list[LinkRecord]:
     # A page can show the same link twice in one block (e.g. a lead item repeated in its list);
     # one entry per (block, module, url), as article_links has always had.
     seen: set[tuple[str, str | None, str]] = set()
@@ -264,7 +265,7 @@ def _unique_links(links: Sequence[Link]) -> list[Link]:
     return unique
 
 
-def _snapshot(conn: psycopg.Connection, tid: str, name: str | None, article_count: int | None,
+def _snapshot(conn: Connection[DictRow], tid: str, name: str | None, article_count: int | None,
               follower_count: int | None, observed_at: datetime) -> None:
     """Record the account's counters when they differ from the latest snapshot (or it is an hour old)."""
     # Articles of one account are stored concurrently; serialise their snapshot check per account.
@@ -280,7 +281,7 @@ def _snapshot(conn: psycopg.Connection, tid: str, name: str | None, article_coun
     )
 
 
-def mark_gone(conn: psycopg.Connection, docid: str, *, source_tid: str | None, url: str, title: str | None,
+def mark_gone(conn: Connection[DictRow], docid: str, *, source_tid: str | None, url: str, title: str | None,
               seen_at: datetime) -> bool:
     """Record that an article's page is gone; return True when it was not already known as deleted."""
     with conn.transaction():
@@ -296,9 +297,9 @@ def mark_gone(conn: psycopg.Connection, docid: str, *, source_tid: str | None, u
     return bool(row and row["newly_deleted"])
 
 
-def record_listing(conn: psycopg.Connection, tid: str, page: AccountPage, seen_at: datetime) -> int:
+def record_listing(conn: Connection[DictRow], tid: str, items: Sequence[ListedRecord], seen_at: datetime) -> int:
     """Remember every item an account page (or the list API) showed; return how many were new."""
-    if not page.items:
+    if not items:
         return 0
     with conn.transaction(), conn.cursor() as cur:
         cur.executemany(
@@ -311,7 +312,7 @@ def record_listing(conn: psycopg.Connection, tid: str, page: AccountPage, seen_a
             [
                 (item.id, item.item_type, tid, item.url, item.title, item.published_at, item.thumbnail, seen_at,
                  seen_at)
-                for item in page.items
+                for item in items
             ],
             returning=True,
         )
@@ -324,7 +325,7 @@ def record_listing(conn: psycopg.Connection, tid: str, page: AccountPage, seen_a
     return inserted
 
 
-def unfetched_docids(conn: psycopg.Connection, tid: str, listed: Sequence[str], max_failures: int) -> list[str]:
+def unfetched_docids(conn: Connection[DictRow], tid: str, listed: Sequence[str], max_failures: int) -> list[str]:
     """Which of the listed docids, plus earlier-listed ones never stored, still need fetching.
 
     Earlier-listed items whose fetch failed are retried on later checks (up to ``max_failures``), so
@@ -343,7 +344,7 @@ def unfetched_docids(conn: psycopg.Connection, tid: str, listed: Sequence[str], 
     return [r["docid"] for r in rows]
 
 
-def record_fetch_failure(conn: psycopg.Connection, docid: str, error: str) -> None:
+def record_fetch_failure(conn: Connection[DictRow], docid: str, error: str) -> None:
     """Count a failed fetch of a listed article (it is retried on later checks)."""
     conn.execute(
         "UPDATE listed_items SET fetch_failures = fetch_failures + 1, last_fetch_error = %s WHERE item_id = %s",
@@ -351,7 +352,7 @@ def record_fetch_failure(conn: psycopg.Connection, docid: str, error: str) -> No
     )
 
 
-def listed_title(conn: psycopg.Connection, docid: str) -> tuple[str | None, str | None]:
+def listed_title(conn: Connection[DictRow], docid: str) -> tuple[str | None, str | None]:
     """(source_tid, title) of a listed item, or of a known article."""
     row = conn.execute(
         "SELECT source_tid, title FROM listed_items WHERE item_id = %s"
@@ -361,7 +362,7 @@ def listed_title(conn: psycopg.Connection, docid: str) -> tuple[str | None, str 
     return (row["source_tid"], row["title"]) if row else (None, None)
 
 
-def due_revisits(conn: psycopg.Connection, now: datetime, limit: int) -> list[str]:
+def due_revisits(conn: Connection[DictRow], now: datetime, limit: int) -> list[str]:
     """Live articles whose next revisit time has come, oldest first."""
     rows = conn.execute(
         "SELECT docid FROM articles WHERE next_revisit_at <= %s AND deleted_at IS NULL"

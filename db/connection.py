@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import DictRow, dict_row
 
 from db.embedded import embedded_server
 
@@ -25,7 +25,7 @@ def database_url(
         yield server.url()
 
 
-def connect(url: str, *, autocommit: bool = True) -> psycopg.Connection:
+def connect(url: str, *, autocommit: bool = True) -> psycopg.Connection[DictRow]:
     """Open a connection; rows come back as dicts. Application name shows in ``pg_stat_activity``."""
     return psycopg.connect(url, autocommit=autocommit, row_factory=dict_row, application_name="haowatch")
 

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
+from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
 EVENT_KINDS = ("new", "edited", "deleted", "restored", "failing", "recovered")
@@ -67,7 +68,7 @@ def _event(row: dict[str, Any], prefix: str = "") -> Event:
 # --- subscriptions ---------------------------------------------------------------------------------
 
 
-def add_subscription(conn: psycopg.Connection, url: str, events: Sequence[str], source_tid: str | None,
+def add_subscription(conn: psycopg.Connection[DictRow], url: str, events: Sequence[str], source_tid: str | None,
                      keyword: str | None) -> int:
     """Insert a subscription; return its id."""
     row = conn.execute(
@@ -78,7 +79,7 @@ def add_subscription(conn: psycopg.Connection, url: str, events: Sequence[str], 
     return int(row["id"])
 
 
-def list_subscriptions(conn: psycopg.Connection) -> list[Subscription]:
+def list_subscriptions(conn: psycopg.Connection[DictRow]) -> list[Subscription]:
     """Every subscription with its delivery counts, oldest first."""
     rows = conn.execute(
         "SELECT s.id, s.url, s.events, s.source_tid, s.keyword, s.enabled, s.created_at,"
@@ -95,7 +96,7 @@ def list_subscriptions(conn: psycopg.Connection) -> list[Subscription]:
     ]
 
 
-def get_subscription(conn: psycopg.Connection, subscription_id: int) -> Subscription | None:
+def get_subscription(conn: psycopg.Connection[DictRow], subscription_id: int) -> Subscription | None:
     """One subscription, or None."""
     for sub in list_subscriptions(conn):
         if sub.id == subscription_id:
@@ -103,14 +104,14 @@ def get_subscription(conn: psycopg.Connection, subscription_id: int) -> Subscrip
     return None
 
 
-def remove_subscription(conn: psycopg.Connection, subscription_id: int) -> bool:
+def remove_subscription(conn: psycopg.Connection[DictRow], subscription_id: int) -> bool:
     """Delete a subscription and its pending deliveries (its events stay)."""
     return conn.execute(
         "DELETE FROM subscriptions WHERE id = %s RETURNING id", (subscription_id,)
     ).fetchone() is not None
 
 
-def queue_test_event(conn: psycopg.Connection, subscription_id: int) -> int:
+def queue_test_event(conn: psycopg.Connection[DictRow], subscription_id: int) -> int:
     """Write a ``test`` event delivered to one subscription only; return the event id."""
     with conn.transaction():
         row = conn.execute(
@@ -129,7 +130,7 @@ def queue_test_event(conn: psycopg.Connection, subscription_id: int) -> int:
 # --- deliveries ------------------------------------------------------------------------------------
 
 
-def claim_deliveries(conn: psycopg.Connection, limit: int, lease_seconds: float) -> list[Delivery]:
+def claim_deliveries(conn: psycopg.Connection[DictRow], limit: int, lease_seconds: float) -> list[Delivery]:
     """Claim up to ``limit`` due deliveries for ``lease_seconds``; other dispatchers skip them.
 
     The attempt is counted at claim time, so a dispatcher killed mid-send still uses up an attempt
@@ -155,7 +156,7 @@ def claim_deliveries(conn: psycopg.Connection, limit: int, lease_seconds: float)
     return deliveries
 
 
-def claim_delivery(conn: psycopg.Connection, event_id: int, subscription_id: int,
+def claim_delivery(conn: psycopg.Connection[DictRow], event_id: int, subscription_id: int,
                    lease_seconds: float) -> Delivery | None:
     """Claim one given delivery (when nobody else holds it), as :func:`claim_deliveries` does."""
     row = conn.execute(
@@ -170,7 +171,7 @@ def claim_delivery(conn: psycopg.Connection, event_id: int, subscription_id: int
     return Delivery(_event(row), int(row["subscription_id"]), row["url"], int(row["attempts"])) if row else None
 
 
-def mark_delivered(conn: psycopg.Connection, event_id: int, subscription_id: int) -> None:
+def mark_delivered(conn: psycopg.Connection[DictRow], event_id: int, subscription_id: int) -> None:
     """Record a successful delivery."""
     conn.execute(
         "UPDATE deliveries SET delivered_at = now(), claimed_until = NULL, last_error = NULL"
@@ -179,7 +180,7 @@ def mark_delivered(conn: psycopg.Connection, event_id: int, subscription_id: int
     )
 
 
-def mark_failed(conn: psycopg.Connection, event_id: int, subscription_id: int, error: str, *,
+def mark_failed(conn: psycopg.Connection[DictRow], event_id: int, subscription_id: int, error: str, *,
                 retry_in_seconds: float, dead: bool) -> None:
     """Record a failed attempt: try again after ``retry_in_seconds``, or give up (dead letter)."""
     conn.execute(
@@ -191,7 +192,7 @@ def mark_failed(conn: psycopg.Connection, event_id: int, subscription_id: int, e
     )
 
 
-def next_due_in(conn: psycopg.Connection) -> float | None:
+def next_due_in(conn: psycopg.Connection[DictRow]) -> float | None:
     """Seconds until the next pending delivery is due (0 when one is due now), or None when none is pending."""
     row = conn.execute(
         "SELECT extract(epoch FROM min(greatest(next_attempt_at, coalesce(claimed_until, next_attempt_at)))"
@@ -202,7 +203,7 @@ def next_due_in(conn: psycopg.Connection) -> float | None:
     return max(0.0, float(row["wait"]))
 
 
-def delivery_counts(conn: psycopg.Connection) -> dict[str, int]:
+def delivery_counts(conn: psycopg.Connection[DictRow]) -> dict[str, int]:
     """Deliveries by state: pending, delivered, dead."""
     row = conn.execute(
         "SELECT count(*) FILTER (WHERE delivered_at IS NULL AND dead_at IS NULL) AS pending,"
@@ -216,7 +217,7 @@ def delivery_counts(conn: psycopg.Connection) -> dict[str, int]:
 # --- events and revisions --------------------------------------------------------------------------
 
 
-def recent_events(conn: psycopg.Connection, kinds: Sequence[str], limit: int,
+def recent_events(conn: psycopg.Connection[DictRow], kinds: Sequence[str], limit: int,
                   source_tid: str | None = None) -> list[Event]:
     """The newest events of the given kinds."""
     rows = conn.execute(
@@ -228,7 +229,7 @@ def recent_events(conn: psycopg.Connection, kinds: Sequence[str], limit: int,
     return [_event(r) for r in rows]
 
 
-def article_revision(conn: psycopg.Connection, docid: str, revision: int) -> dict[str, Any] | None:
+def article_revision(conn: psycopg.Connection[DictRow], docid: str, revision: int) -> dict[str, Any] | None:
     """Title, text and HTML of one revision of an article (earlier ones from article_revisions)."""
     return conn.execute(
         "SELECT revision, title, body_text, body_html, replaced_at AS until FROM article_revisions"
@@ -240,7 +241,7 @@ def article_revision(conn: psycopg.Connection, docid: str, revision: int) -> dic
     ).fetchone()
 
 
-def article_revision_numbers(conn: psycopg.Connection, docid: str) -> list[int]:
+def article_revision_numbers(conn: psycopg.Connection[DictRow], docid: str) -> list[int]:
     """Every revision number stored for an article, oldest first (empty when unknown)."""
     rows = conn.execute(
         "SELECT revision FROM article_revisions WHERE docid = %s"
@@ -250,7 +251,7 @@ def article_revision_numbers(conn: psycopg.Connection, docid: str) -> list[int]:
     return [int(r["revision"]) for r in rows]
 
 
-def article_summary(conn: psycopg.Connection, docid: str) -> dict[str, Any] | None:
+def article_summary(conn: psycopg.Connection[DictRow], docid: str) -> dict[str, Any] | None:
     """What a message about an article shows: title, URL, account, times, the start of its text."""
     return conn.execute(
         "SELECT a.docid, a.source_tid, coalesce(s.name, a.account_name) AS account, a.title, a.url,"
@@ -260,7 +261,15 @@ def article_summary(conn: psycopg.Connection, docid: str) -> dict[str, Any] | No
     ).fetchone()
 
 
-def source_name(conn: psycopg.Connection, tid: str) -> str | None:
+def source_name(conn: psycopg.Connection[DictRow], tid: str) -> str | None:
     """The name of a watched source, when known."""
     row = conn.execute("SELECT name FROM sources WHERE tid = %s", (tid,)).fetchone()
     return row["name"] if row else None
+
+
+EVENT_CHANNEL = "haowatch_events"
+
+
+def listen_for_events(conn: psycopg.Connection[DictRow]) -> None:
+    """Subscribe ``conn`` to the notification the events trigger sends with each new event."""
+    conn.execute(f"LISTEN {EVENT_CHANNEL}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg.rows import tuple_row
@@ -38,7 +39,7 @@ def available_migrations() -> list[Migration]:
     return found
 
 
-def applied_versions(conn: psycopg.Connection) -> set[int]:
+def applied_versions(conn: psycopg.Connection[Any]) -> set[int]:
     """Versions recorded in ``schema_migrations`` (empty before the first upgrade)."""
     cur = conn.cursor(row_factory=tuple_row)
     exists = cur.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
@@ -47,7 +48,7 @@ def applied_versions(conn: psycopg.Connection) -> set[int]:
     return {row[0] for row in cur.execute("SELECT version FROM schema_migrations")}
 
 
-def upgrade(conn: psycopg.Connection) -> list[Migration]:
+def upgrade(conn: psycopg.Connection[Any]) -> list[Migration]:
     """Apply every migration not yet applied; return the ones this call applied.
 
     Safe to run repeatedly and from several processes at once: a session advisory lock serialises

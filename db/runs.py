@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import psycopg
+from psycopg import Connection
+from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
 
-def start_run(conn: psycopg.Connection, kind: str, sources: Sequence[str]) -> int:
+def start_run(conn: Connection[DictRow], kind: str, sources: Sequence[str]) -> int:
     """Open a crawl_runs row (status ``running``) and return its id."""
     row = conn.execute(
         "INSERT INTO crawl_runs (kind, sources) VALUES (%s, %s) RETURNING id", (kind, list(sources))
@@ -18,7 +19,7 @@ def start_run(conn: psycopg.Connection, kind: str, sources: Sequence[str]) -> in
     return int(row["id"])
 
 
-def finish_run(conn: psycopg.Connection, run_id: int, *, status: str, requests: int, new_articles: int,
+def finish_run(conn: Connection[DictRow], run_id: int, *, status: str, requests: int, new_articles: int,
                updated_articles: int, deleted_articles: int, errors: int, stats: dict[str, Any]) -> None:
     """Close a crawl_runs row with its counts and the full Scrapy stats."""
     conn.execute(
@@ -28,7 +29,7 @@ def finish_run(conn: psycopg.Connection, run_id: int, *, status: str, requests: 
     )
 
 
-def abandon_stale_runs(conn: psycopg.Connection, older_than_seconds: int) -> int:
+def abandon_stale_runs(conn: Connection[DictRow], older_than_seconds: int) -> int:
     """Mark runs that never finished (their process was killed) as ``aborted``; return how many."""
     rows = conn.execute(
         "UPDATE crawl_runs SET status = 'aborted', finished_at = now() WHERE finished_at IS NULL"
@@ -38,7 +39,7 @@ def abandon_stale_runs(conn: psycopg.Connection, older_than_seconds: int) -> int
     return len(rows)
 
 
-def sources_succeeded(conn: psycopg.Connection, run_id: int) -> int:
+def sources_succeeded(conn: Connection[DictRow], run_id: int) -> int:
     """How many of a crawl run's sources were checked successfully since the run started."""
     row = conn.execute(
         "SELECT count(*) AS n FROM crawl_runs r JOIN sources s ON s.tid = ANY(r.sources)"

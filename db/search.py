@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-import psycopg
+from psycopg import Connection
+from psycopg.rows import DictRow
 
 DEFAULT_LIMIT = 50
 
@@ -22,7 +23,7 @@ class SearchHit:
     snippet: str
 
 
-def search_articles(conn: psycopg.Connection, query: str, *, limit: int = DEFAULT_LIMIT,
+def search_articles(conn: Connection[DictRow], query: str, *, limit: int = DEFAULT_LIMIT,
                     source_tid: str | None = None, since: datetime | None = None) -> list[SearchHit]:
     """Articles whose title or body contains ``query``, best first (the SQL function of the same name)."""
     rows = conn.execute(
@@ -32,7 +33,7 @@ def search_articles(conn: psycopg.Connection, query: str, *, limit: int = DEFAUL
     return [SearchHit(**row) for row in rows]
 
 
-def search_terms(conn: psycopg.Connection, text: str) -> list[str]:
+def search_terms(conn: Connection[DictRow], text: str) -> list[str]:
     """The search terms SQL makes of ``text`` (what the index holds for it)."""
     row = conn.execute("SELECT haowatch_search_terms(%s) AS terms", (text,)).fetchone()
     return list(row["terms"]) if row else []

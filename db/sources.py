@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-import psycopg
+from psycopg import Connection
+from psycopg.rows import DictRow, class_row
+
+from db.records import CrawlSource, SourceProblem
 
 # Timestamps a program can hold: SQL may write 'infinity' or year 200000, which Python cannot load.
 _EARLIEST, _LATEST = "timestamptz '1900-01-01 00:00+00'", "timestamptz '9000-01-01 00:00+00'"
@@ -27,38 +31,36 @@ SOURCE_COLUMNS = (
 _NEXT_FAILURES = f"least(greatest(consecutive_failures, 0), {MAX_FAILURES}) + 1"
 
 
-def add_source(conn: psycopg.Connection, tid: str, interval_seconds: int | None = None,
-               name: str | None = None) -> bool:
+def add_source(conn: Connection[DictRow], tid: str, interval_seconds: int, name: str | None = None) -> bool:
     """Add a source; return False (and change nothing) when it already exists."""
     row = conn.execute(
-        "INSERT INTO sources (tid, name, interval) VALUES (%s, %s, coalesce(%s, interval '30 minutes'))"
-        " ON CONFLICT (tid) DO NOTHING RETURNING tid",
-        (tid, name, timedelta(seconds=interval_seconds) if interval_seconds else None),
+        "INSERT INTO sources (tid, name, interval) VALUES (%s, %s, %s) ON CONFLICT (tid) DO NOTHING RETURNING tid",
+        (tid, name, timedelta(seconds=interval_seconds)),
     ).fetchone()
     return row is not None
 
 
-def source_exists(conn: psycopg.Connection, tid: str) -> bool:
+def source_exists(conn: Connection[DictRow], tid: str) -> bool:
     """Whether ``tid`` is watched (reads the key alone, so any value in the rest of the row is fine)."""
     return conn.execute("SELECT 1 FROM sources WHERE tid = %s", (tid,)).fetchone() is not None
 
 
-def get_source(conn: psycopg.Connection, tid: str) -> dict[str, Any] | None:
+def get_source(conn: Connection[DictRow], tid: str) -> dict[str, Any] | None:
     """One source as a dict, or None."""
     return conn.execute(f"SELECT {SOURCE_COLUMNS} FROM sources WHERE tid = %s", (tid,)).fetchone()
 
 
-def list_sources(conn: psycopg.Connection) -> list[dict[str, Any]]:
+def list_sources(conn: Connection[DictRow]) -> list[dict[str, Any]]:
     """Every source, in the order they were added."""
     return conn.execute(f"SELECT {SOURCE_COLUMNS} FROM sources ORDER BY added_at, tid").fetchall()
 
 
-def remove_source(conn: psycopg.Connection, tid: str) -> bool:
+def remove_source(conn: Connection[DictRow], tid: str) -> bool:
     """Stop watching a source. Its articles, links and history stay."""
     return conn.execute("DELETE FROM sources WHERE tid = %s RETURNING tid", (tid,)).fetchone() is not None
 
 
-def set_enabled(conn: psycopg.Connection, tid: str, enabled: bool) -> bool:
+def set_enabled(conn: Connection[DictRow], tid: str, enabled: bool) -> bool:
     """Pause or resume a source; a resumed source is due at once."""
     row = conn.execute(
         "UPDATE sources SET enabled = %s,"
@@ -69,7 +71,7 @@ def set_enabled(conn: psycopg.Connection, tid: str, enabled: bool) -> bool:
     return row is not None
 
 
-def set_interval(conn: psycopg.Connection, tid: str, interval_seconds: int) -> bool:
+def set_interval(conn: Connection[DictRow], tid: str, interval_seconds: int) -> bool:
     """Change how often a source is checked; the next check moves accordingly."""
     row = conn.execute(
         "UPDATE sources SET interval = %s,"
@@ -80,7 +82,7 @@ def set_interval(conn: psycopg.Connection, tid: str, interval_seconds: int) -> b
     return row is not None
 
 
-def set_account_facts(conn: psycopg.Connection, tid: str, name: str | None, wemedia_id: str | None) -> None:
+def set_account_facts(conn: Connection[DictRow], tid: str, name: str | None, wemedia_id: str | None) -> None:
     """Fill in the account name and W-id learnt from pages, never overwriting a user's name with nothing."""
     conn.execute(
         "UPDATE sources SET name = coalesce(name, %s), wemedia_id = coalesce(%s, wemedia_id) WHERE tid = %s",
@@ -88,16 +90,34 @@ def set_account_facts(conn: psycopg.Connection, tid: str, name: str | None, weme
     )
 
 
-def due_sources(conn: psycopg.Connection, tids: list[str] | None = None) -> list[dict[str, Any]]:
+def due_sources(conn: Connection[DictRow], tids: list[str] | None = None) -> list[CrawlSource]:
     """The given sources, or every enabled one, with what a crawl needs to know about them."""
-    if tids:
-        return conn.execute(
-            "SELECT tid, name, wemedia_id FROM sources WHERE tid = ANY(%s) ORDER BY tid", (tids,)
+    with conn.cursor(row_factory=class_row(CrawlSource)) as cur:
+        if tids:
+            return cur.execute(
+                "SELECT tid, name, wemedia_id FROM sources WHERE tid = ANY(%s) ORDER BY tid", (tids,)
+            ).fetchall()
+        return cur.execute("SELECT tid, name, wemedia_id FROM sources WHERE enabled ORDER BY tid").fetchall()
+
+
+def sources_needing_attention(conn: Connection[DictRow], tids: Sequence[str]) -> list[SourceProblem]:
+    """Those of ``tids`` whose last check found the feed empty or not understood (a silently broken feed)."""
+    with conn.cursor(row_factory=class_row(SourceProblem)) as cur:
+        return cur.execute(
+            "SELECT tid, name, last_status, last_error FROM sources"
+            " WHERE tid = ANY(%s) AND last_status IN ('empty', 'parse_failed') ORDER BY tid",
+            (list(tids),),
         ).fetchall()
-    return conn.execute("SELECT tid, name, wemedia_id FROM sources WHERE enabled ORDER BY tid").fetchall()
 
 
-def record_check(conn: psycopg.Connection, tid: str, *, ok: bool, status: str, error: str | None,
+def release_all(conn: Connection[DictRow], owner: str) -> int:
+    """Release every claim ``owner`` holds (a stopping replica); return how many were released."""
+    return len(conn.execute(
+        "UPDATE sources SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = %s RETURNING tid", (owner,)
+    ).fetchall())
+
+
+def record_check(conn: Connection[DictRow], tid: str, *, ok: bool, status: str, error: str | None,
                  item_count: int | None, max_backoff_seconds: int) -> None:
     """Record the outcome of checking a source and schedule its next check.
 
@@ -118,7 +138,7 @@ def record_check(conn: psycopg.Connection, tid: str, *, ok: bool, status: str, e
     )
 
 
-def claim_due(conn: psycopg.Connection, owner: str, limit: int, lease_seconds: int) -> list[str]:
+def claim_due(conn: Connection[DictRow], owner: str, limit: int, lease_seconds: int) -> list[str]:
     """Claim up to ``limit`` due sources for ``owner`` with a lease; other replicas skip them.
 
     ``FOR UPDATE SKIP LOCKED`` makes two replicas claiming at once take disjoint sets; a claim whose
@@ -135,7 +155,7 @@ def claim_due(conn: psycopg.Connection, owner: str, limit: int, lease_seconds: i
     return sorted(r["tid"] for r in rows)
 
 
-def release(conn: psycopg.Connection, owner: str, tids: list[str], *, failed_error: str | None = None,
+def release(conn: Connection[DictRow], owner: str, tids: list[str], *, failed_error: str | None = None,
             retry_seconds: int = 300) -> None:
     """Release claims. A claimed source that the crawl never checked (it crashed or was aborted) is
     marked failed and retried after ``retry_seconds``, so one bad crawl cannot hot-loop."""
@@ -152,7 +172,7 @@ def release(conn: psycopg.Connection, owner: str, tids: list[str], *, failed_err
     )
 
 
-def mark_unusable(conn: psycopg.Connection, tid: str, error: str, retry_seconds: int = 3600) -> None:
+def mark_unusable(conn: Connection[DictRow], tid: str, error: str, retry_seconds: int = 3600) -> None:
     """Mark one source ``error`` when its row could not be used (a value the checks could not
     handle), touching only columns that cannot fail, so the rest of its batch goes on."""
     conn.execute(
@@ -164,7 +184,7 @@ def mark_unusable(conn: psycopg.Connection, tid: str, error: str, retry_seconds:
     )
 
 
-def release_claim(conn: psycopg.Connection, tid: str) -> str | None:
+def release_claim(conn: Connection[DictRow], tid: str) -> str | None:
     """Release whatever claim holds ``tid`` (a replica died or hung); return the former owner.
 
     Returns None when the source exists but was not claimed; raises LookupError when it does not exist.
@@ -178,3 +198,11 @@ def release_claim(conn: psycopg.Connection, tid: str) -> str | None:
     if row is None:
         raise LookupError(tid)
     return row["owner"]
+
+
+SOURCE_CHANGES_CHANNEL = "haowatch_sources"
+
+
+def listen_for_changes(conn: Connection[DictRow]) -> None:
+    """Subscribe ``conn`` to the notifications a trigger sends when sources are added or changed."""
+    conn.execute(f"LISTEN {SOURCE_CHANGES_CHANNEL}")

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import psycopg
+from psycopg import Connection
+from psycopg.rows import DictRow
 
 
-def overview(conn: psycopg.Connection) -> dict[str, Any]:
+def overview(conn: Connection[DictRow]) -> dict[str, Any]:
     """Sources by state, the schedule backlog, crawl totals, the last crawl, article counts."""
     sources = conn.execute(
         "SELECT count(*) AS total,"
@@ -76,3 +77,14 @@ def overview(conn: psycopg.Connection) -> dict[str, Any]:
         "last_crawl": last_crawl,
         "articles": articles,
     }
+
+
+def ping(conn: Connection[DictRow]) -> bool:
+    """True when the server answers a trivial query."""
+    row = conn.execute("SELECT 1 AS one").fetchone()
+    return row is not None and row["one"] == 1
+
+
+def limit_statement_time(conn: Connection[DictRow], seconds: int) -> None:
+    """Make every later statement on ``conn`` give up after ``seconds`` (a health check must answer fast)."""
+    conn.execute("SELECT set_config('statement_timeout', %s, false)", (f"{int(seconds)}s",))

@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any, NoReturn
 
 import psycopg
+from psycopg.rows import DictRow
 
 from crawler.ids import DOCID_RE, InvalidSourceId, parse_tid
 from db import migrate
@@ -62,7 +63,7 @@ def _database(settings: Settings, *, announce: bool = False) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def _db(settings: Settings) -> Iterator[psycopg.Connection]:
+def _db(settings: Settings) -> Iterator[psycopg.Connection[DictRow]]:
     """A connection to the migrated database."""
     with _database(settings) as url, connect(url) as conn:
         yield conn
@@ -189,7 +190,7 @@ def cmd_sources_list(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
-def _source_update(action: Callable[[psycopg.Connection, str], bool], verb: str) -> Callable[..., int]:
+def _source_update(action: Callable[[psycopg.Connection[DictRow], str], bool], verb: str) -> Callable[..., int]:
     def run(args: argparse.Namespace, settings: Settings) -> int:
         tid = _tid(args.source)
         with _db(settings) as conn:
@@ -284,7 +285,7 @@ def cmd_crawl(args: argparse.Namespace, settings: Settings) -> int:
                 missing = [t for t in tids if not sources_db.source_exists(conn, t)]
             if missing:
                 raise UsageError(f"not a watched source: {', '.join(missing)} (add it with `haowatch sources add`)")
-        summary = run_crawl(settings, url, tids=tids or None)
+        summary = run_crawl(settings.crawl_options(), url, tids=tids or None)
         every_source_failed = False
         if summary.run_id is not None and summary.sources:
             from db import runs as runs_db
@@ -302,7 +303,7 @@ def cmd_refetch(args: argparse.Namespace, settings: Settings) -> int:
 
     docids = [_docid(d) for d in args.docids]
     with _database(settings) as url:
-        summary = run_refetch(settings, url, docids)
+        summary = run_refetch(settings.crawl_options(), url, docids)
     print(summary.line())
     return EXIT_OK if summary.ran else EXIT_FAILED
 
@@ -320,7 +321,7 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
             raise UsageError(f"{tid} is not a watched source (add it with `haowatch sources add`)")
         if not source["wemedia_id"]:
             raise UsageError(f"{tid} has no W-id yet: run `haowatch crawl {tid}` first, backfill needs it")
-        summary = run_backfill(settings, url, tid, args.pages)
+        summary = run_backfill(settings.crawl_options(), url, tid, args.pages)
         if summary.ran:
             from db import channels as channels_db
 
@@ -513,7 +514,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from scheduler.logs import setup_logging
 
         setup_logging(settings.log_level, settings.log_json)
-        return args.func(args, settings)
+        code: int = args.func(args, settings)
+        return code
     except UsageError as exc:
         print(f"haowatch: {escape_line(str(exc))}", file=sys.stderr)
         return EXIT_USAGE

@@ -12,19 +12,14 @@ import math
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from urllib.parse import urlsplit
 
-DEFAULT_USER_AGENT = (
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/131.0.0.0 Safari/537.36"
-)
+from crawler.settings import CrawlOptions
 
-
-# Hosts NetEase itself redirects between (desktop, mobile, app share pages): a response from any
-# other host is refused as off-site.
-NETEASE_HOPS = ("www.163.com", "m.163.com", "3g.163.com", "c.m.163.com", "dy.163.com", "news.163.com")
+# The crawl declares its options and their defaults; the settings below take those defaults from here.
+_CRAWL = CrawlOptions()
 
 
 class ConfigError(ValueError):
@@ -69,31 +64,35 @@ def format_duration(seconds: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """Every setting haowatch reads. Field ``x`` comes from ``HAOWATCH_X`` unless noted."""
+    """Every setting haowatch reads. Field ``x`` comes from ``HAOWATCH_X`` unless noted.
+
+    Fields named like a :class:`~crawler.settings.CrawlOptions` field are that crawl option (same
+    default); :meth:`crawl_options` hands them to the crawl.
+    """
 
     database_url: str | None = None  # DATABASE_URL; None means the embedded server
-    site_url: str = "https://www.163.com"
-    list_api_url: str = "https://dy.163.com"
+    site_url: str = _CRAWL.site_url
+    list_api_url: str = _CRAWL.list_api_url
     data_dir: Path | None = None
     pg_bindir: Path | None = None
-    log_level: str = "INFO"
+    log_level: str = _CRAWL.log_level
     log_json: bool = False
-    user_agent: str = DEFAULT_USER_AGENT
-    concurrency: int = 2
-    download_delay: float = 2.0
-    request_timeout: int = 30
-    retry_times: int = 4
-    retry_backoff: float = 2.0
+    user_agent: str = _CRAWL.user_agent
+    concurrency: int = _CRAWL.concurrency
+    download_delay: float = _CRAWL.download_delay
+    request_timeout: int = _CRAWL.request_timeout
+    retry_times: int = _CRAWL.retry_times
+    retry_backoff: float = _CRAWL.retry_backoff
     tick_seconds: int = 60
-    default_interval: int = 1800
-    max_backoff: int = 6 * 3600
-    crawl_timeout: int = 1800
+    default_interval: int = 30 * 60  # of a source added without an interval
+    max_backoff: int = _CRAWL.max_backoff
+    crawl_timeout: int = 30 * 60
     lease_seconds: int = 3600
-    revisit_ages: tuple[int, ...] = (3600, 6 * 3600, 24 * 3600)
+    revisit_ages: tuple[int, ...] = _CRAWL.revisit_ages
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     sources_per_crawl: int = 200
-    parse_workers: int = 1
+    parse_workers: int = _CRAWL.parse_workers
     http_token: str | None = None  # HAOWATCH_HTTP_TOKEN; required when http_host is not loopback
     notify_max_attempts: int = 12
     notify_retry_seconds: int = 30
@@ -101,19 +100,24 @@ class Settings:
     notify_lease_seconds: int = 120
     health_stale_ticks: int = 5
     db_wait: int = 120  # HAOWATCH_DB_WAIT: how long `run` and `db upgrade` wait for DATABASE_URL at start
-    allowed_hosts: tuple[str, ...] = NETEASE_HOPS
-    max_response_bytes: int = 8 * 1024 * 1024
-    max_header_bytes: int = 64 * 1024
-    retry_wait_total: int = 120
+    allowed_hosts: tuple[str, ...] = _CRAWL.allowed_hosts
+    max_response_bytes: int = _CRAWL.max_response_bytes
+    max_header_bytes: int = _CRAWL.max_header_bytes
+    retry_wait_total: int = _CRAWL.retry_wait_total
     # Discovery channels, blocks and evidence (issue 11).
-    app_api_url: str = "https://c.m.163.com"
-    cross_check_every: int = 48  # checks; at the default 30-minute interval: once a day
-    gap_pages: int = 10
-    proxies: tuple[str, ...] = ()
-    impersonate: str | None = None
-    block_slowdown_max: float = 120.0
-    capture_per_reason: int = 100
-    capture_max_age: int = 30 * 86400
+    app_api_url: str = _CRAWL.app_api_url
+    cross_check_every: int = _CRAWL.cross_check_every
+    gap_pages: int = _CRAWL.gap_pages
+    proxies: tuple[str, ...] = _CRAWL.proxies
+    impersonate: str | None = _CRAWL.impersonate
+    block_slowdown_max: float = _CRAWL.block_slowdown_max
+    capture_per_reason: int = _CRAWL.capture_per_reason
+    capture_max_age: int = _CRAWL.capture_max_age
+
+    def crawl_options(self) -> CrawlOptions:
+        """The crawl's options as configured (options without a setting keep their default)."""
+        names = {f.name for f in fields(Settings)}
+        return CrawlOptions(**{f.name: getattr(self, f.name) for f in fields(CrawlOptions) if f.name in names})
 
 
 _DEFAULTS = Settings()
@@ -341,10 +345,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     Raises :class:`ConfigError` naming the variable when a value is unusable.
     """
     env = _env(os.environ if environ is None else environ)
-    level = env.get("HAOWATCH_LOG_LEVEL", "INFO").strip().upper() or "INFO"
+    level = env.get("HAOWATCH_LOG_LEVEL", "").strip().upper() or _DEFAULTS.log_level
     if level not in ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"):
         raise ConfigError(f"HAOWATCH_LOG_LEVEL={shorten(level)} is not a log level")
-    user_agent = env.get("HAOWATCH_USER_AGENT", "").strip() or DEFAULT_USER_AGENT
+    user_agent = env.get("HAOWATCH_USER_AGENT", "").strip() or _DEFAULTS.user_agent
     if not user_agent.isascii() or not user_agent.isprintable() or len(user_agent) > 512:
         raise ConfigError("HAOWATCH_USER_AGENT must be printable ASCII of at most 512 characters")
     revisit_raw = env.get("HAOWATCH_REVISIT_AGES", "").strip()
@@ -365,7 +369,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         data_dir=Path(data_dir).expanduser() if data_dir else None,
         pg_bindir=Path(pg_bindir).expanduser() if pg_bindir else None,
         log_level=level,
-        log_json=_bool(env, "HAOWATCH_LOG_JSON", False),
+        log_json=_bool(env, "HAOWATCH_LOG_JSON", _DEFAULTS.log_json),
         user_agent=user_agent,
         concurrency=_int(env, "HAOWATCH_CONCURRENCY", _DEFAULTS.concurrency, 1, 16),
         download_delay=_float(env, "HAOWATCH_DOWNLOAD_DELAY", _DEFAULTS.download_delay, 0.0, 600.0),

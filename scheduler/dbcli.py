@@ -28,7 +28,7 @@ def split_password(url: str) -> tuple[str, str | None]:
     if not url.startswith(("postgresql://", "postgres://")):
         params = conninfo_to_dict(url)
         password = params.pop("password", None)
-        return make_conninfo(**params), (str(password) if password is not None else None)
+        return make_conninfo("", **params), (str(password) if password is not None else None)
     parts = urlsplit(url)
     netloc, password = parts.netloc, None
     userinfo, at, hostinfo = netloc.rpartition("@")

@@ -6,7 +6,9 @@ import time
 
 import psycopg
 from loguru import logger
+from psycopg.rows import dict_row
 
+from db import status as status_db
 from db.connection import redact
 
 
@@ -21,8 +23,8 @@ def wait_for_database(url: str, timeout_seconds: int) -> None:
     while True:
         attempt += 1
         try:
-            with psycopg.connect(url, connect_timeout=5, autocommit=True) as conn:
-                conn.execute("SELECT 1")
+            with psycopg.connect(url, connect_timeout=5, autocommit=True, row_factory=dict_row) as conn:
+                status_db.ping(conn)
             if attempt > 1:
                 logger.info("database reachable after {} attempts", attempt)
             return

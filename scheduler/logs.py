@@ -5,8 +5,12 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from loguru import logger
+
+if TYPE_CHECKING:
+    from loguru import Record
 
 from db.connection import redact
 from scheduler.scrapylog import DemoteBelow
@@ -39,7 +43,7 @@ class _InterceptHandler(logging.Handler):
         logger.opt(exception=record.exc_info).bind(logger_name=record.name).log(level, record.getMessage())
 
 
-def _redact_record(record: dict) -> None:
+def _redact_record(record: Record) -> None:
     record["message"] = redact(record["message"])
 
 
@@ -54,7 +58,7 @@ def safe_defaults() -> None:
     os.environ["LOGURU_BACKTRACE"] = "NO"
     logger.remove()
     logger.add(sys.stderr, level="WARNING", backtrace=False, diagnose=False, format="{level}: {message}")
-    logger.configure(patcher=_redact_record)  # type: ignore[arg-type]
+    logger.configure(patcher=_redact_record)
 
 
 def setup_logging(level: str = "INFO", json_lines: bool = False) -> None:
@@ -70,7 +74,7 @@ def setup_logging(level: str = "INFO", json_lines: bool = False) -> None:
             diagnose=False,
             format="<green>{time:YYYY-MM-DD HH:mm:ss}</green> <level>{level: <7}</level> {message}",
         )
-    logger.configure(patcher=_redact_record)  # type: ignore[arg-type]
+    logger.configure(patcher=_redact_record)
     logging.captureWarnings(True)  # warnings become log records too, so JSON output stays JSON
     root = logging.getLogger()
     handler = _InterceptHandler()

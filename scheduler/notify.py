@@ -28,12 +28,12 @@ from apprise.plugins.custom_json import NotifyJSON
 from loguru import logger
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
+from psycopg.rows import DictRow
 
 from db import events as events_db
 from db.connection import connect
 from scheduler.diff import diff_article, render_text
 
-EVENT_CHANNEL = "haowatch_events"
 _BATCH = 50
 # Safety net: even without a NOTIFY (a listener reconnecting) pending work is looked at this often.
 _POLL_SECONDS = 5.0
@@ -130,7 +130,7 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def build_message(conn: psycopg.Connection, event: events_db.Event, site_url: str = "") -> Message:
+def build_message(conn: psycopg.Connection[DictRow], event: events_db.Event, site_url: str = "") -> Message:
     """Render an event: article facts, the diff of an edit, the source's status."""
     doc: dict[str, Any] = {
         "event_id": event.id, "kind": event.kind, "created_at": _iso(event.created_at),
@@ -261,6 +261,7 @@ class Dispatcher:
             self._deliver(conn, delivery)
 
     def _deliver(self, conn: psycopg.Connection, delivery: events_db.Delivery) -> None:
+from psycopg.rows import DictRow
         event = delivery.event
         try:
             message = build_message(conn, event, self.site_url)
@@ -304,8 +305,8 @@ class Dispatcher:
     def _listen(self) -> None:
         while not self.stopping.is_set():
             try:
-                with psycopg.connect(self.database_url, autocommit=True) as conn:
-                    conn.execute(f"LISTEN {EVENT_CHANNEL}")
+                with connect(self.database_url) as conn:
+                    events_db.listen_for_events(conn)
                     self._wake.set()  # anything committed while we were not listening
                     while not self.stopping.is_set():
                         for _ in conn.notifies(timeout=1.0, stop_after=1):

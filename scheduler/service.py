@@ -24,6 +24,8 @@ import psycopg
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from loguru import logger
+from psycopg import Connection
+from psycopg.rows import DictRow
 
 from db import articles as articles_db
 from db import runs as runs_db
@@ -105,15 +107,11 @@ class Service:
         if stale:
             logger.info("housekeeping: {} unfinished crawl runs marked aborted", stale)
 
-    def _report_silent_failures(self, conn: psycopg.Connection, tids: Sequence[str]) -> None:
-        for row in conn.execute(
-            "SELECT tid, name, last_status, last_error FROM sources"
-            " WHERE tid = ANY(%s) AND last_status IN ('empty', 'parse_failed')",
-            (list(tids),),
-        ):
+    def _report_silent_failures(self, conn: Connection[DictRow], tids: Sequence[str]) -> None:
+        for problem in sources_db.sources_needing_attention(conn, tids):
             logger.error(
                 "SOURCE {} ({}) IS {}: {} — its feed may be silently broken (site markup changed?)",
-                row["tid"], row["name"] or "?", row["last_status"].upper(), row["last_error"],
+                problem.tid, problem.name or "?", problem.last_status.upper(), problem.last_error,
             )
 
     # --- child crawl processes -----------------------------------------------------------------
@@ -189,10 +187,7 @@ class Service:
         self.scheduler.shutdown(wait=True)
         try:
             with connect(self.database_url) as conn:
-                conn.execute(
-                    "UPDATE sources SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = %s",
-                    (self.owner,),
-                )
+                sources_db.release_all(conn, self.owner)
         except psycopg.OperationalError as exc:
             logger.warning("could not release claims (they expire with their lease): {}", exc)
 
@@ -246,8 +241,8 @@ def _listen_for_changes(database_url: str, service: Service, stop: threading.Eve
     """Wake the tick when sources change (NOTIFY from a trigger), so edits apply within seconds."""
     while not stop.is_set():
         try:
-            with psycopg.connect(database_url, autocommit=True) as conn:
-                conn.execute("LISTEN haowatch_sources")
+            with connect(database_url) as conn:
+                sources_db.listen_for_changes(conn)
                 while not stop.is_set():
                     for _ in conn.notifies(timeout=1.0, stop_after=1):
                         service.wake()

@@ -16,6 +16,7 @@ import psycopg
 import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
+from psycopg.rows import DictRow
 
 from db import migrate
 from db.connection import connect
@@ -86,7 +87,7 @@ def empty_db_url(pg_admin_url: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def conn(db_url: str) -> Iterator[psycopg.Connection]:
+def conn(db_url: str) -> Iterator[psycopg.Connection[DictRow]]:
     """An autocommit connection (dict rows) to this test's database."""
     with connect(db_url) as connection:
         yield connection

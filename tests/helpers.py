@@ -6,8 +6,12 @@ import contextlib
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
+
+from psycopg import Connection
+from psycopg.rows import DictRow
 
 from db.embedded import throwaway_server
 
@@ -37,3 +41,10 @@ def maintenance_url() -> Iterator[str]:
         return
     with throwaway_server() as server:
         yield server.admin_url()
+
+
+def one(conn: Connection[DictRow], query: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> DictRow:
+    """The first row a query returns; the test fails when it returns none."""
+    row = conn.execute(query, params).fetchone()
+    assert row is not None, f"no row from {query!r}"
+    return row

@@ -157,6 +157,7 @@ def render_article_page(
     doc = lxml_html.document_fromstring(template_html)
     contain = doc.get_element_by_id("contain")
     old_docid = contain.get("data-docid")
+    assert old_docid is not None, "the template article names its docid"
     info = _class_of(doc, "div", "post_info")[0]
     old_tid_link = info.xpath(".//a[contains(@href, '/dy/media/T')]")[0]
     old_tid = old_tid_link.get("href").rsplit("/", 1)[-1].removesuffix(".html")

@@ -19,7 +19,7 @@ from db import status as status_db
 from db.connection import connect
 from scheduler.config import ConfigError, load_settings
 from scheduler.web import metrics as web_metrics
-from tests.helpers import run_cli
+from tests.helpers import one, run_cli
 
 TID = "T1536566896022"
 TID_B = "T1512041896308"
@@ -136,7 +136,7 @@ def test_non_ascii_digit_tids_are_refused_in_the_cli(db_url: str, given: str) ->
     assert out.returncode == 2, out
     assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
     with connect(db_url) as conn:
-        assert conn.execute("SELECT count(*) AS n FROM sources").fetchone()["n"] == 0
+        assert one(conn, "SELECT count(*) AS n FROM sources")["n"] == 0
 
 
 @pytest.mark.parametrize("argv", [["sources", "add", "T" + "1" * 100_000],
@@ -182,7 +182,7 @@ def test_migration_brings_existing_huge_intervals_into_range(empty_db_url: str) 
                          (migration.version, migration.name))
         conn.execute("INSERT INTO sources (tid, interval) VALUES (%s, interval '1000000000000 seconds')", (TID,))
         migrate.upgrade(conn)
-        row = conn.execute("SELECT extract(epoch FROM interval)::bigint AS s FROM sources").fetchone()
+        row = one(conn, "SELECT extract(epoch FROM interval)::bigint AS s FROM sources")
     assert row["s"] == 366 * 86400
 
 
@@ -301,12 +301,12 @@ def test_logging_setup_never_enables_diagnose() -> None:
     try:
         safe_defaults()
         for handler in logger._core.handlers.values():  # type: ignore[attr-defined]
-            assert handler._exception_formatter._diagnose is False  # type: ignore[attr-defined]
+            assert handler._exception_formatter._diagnose is False
         for json_lines in (False, True):
             setup_logging("DEBUG", json_lines)
             for handler in logger._core.handlers.values():  # type: ignore[attr-defined]
-                assert handler._exception_formatter._diagnose is False  # type: ignore[attr-defined]
-                assert handler._exception_formatter._backtrace is False  # type: ignore[attr-defined]
+                assert handler._exception_formatter._diagnose is False
+                assert handler._exception_formatter._backtrace is False
     finally:
         root.handlers, root.level = saved
         logger.remove()

@@ -7,14 +7,14 @@ import json
 import pytest
 
 from db.connection import connect
-from tests.helpers import run_cli
+from tests.helpers import one, run_cli
 
 TID = "T1536566896022"
 
 
 def _count(db_url: str) -> int:
     with connect(db_url) as conn:
-        return conn.execute("SELECT count(*) AS n FROM sources").fetchone()["n"]
+        return one(conn, "SELECT count(*) AS n FROM sources")["n"]
 
 
 @pytest.mark.parametrize(
@@ -33,7 +33,7 @@ def test_add_accepts_ids_and_urls(db_url: str, given: str) -> None:
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == f"added {TID} (every 30m)"
     with connect(db_url) as conn:
-        assert conn.execute("SELECT tid FROM sources").fetchone()["tid"] == TID
+        assert one(conn, "SELECT tid FROM sources")["tid"] == TID
 
 
 def test_add_with_interval_and_name_then_again_changes_nothing(db_url: str) -> None:
@@ -42,7 +42,7 @@ def test_add_with_interval_and_name_then_again_changes_nothing(db_url: str) -> N
     again = run_cli("sources", "add", TID, "--interval", "5m", "--name", "other", db_url=db_url)
     assert again.returncode == 0 and again.stdout.strip() == f"{TID} is already watched"
     with connect(db_url) as conn:
-        row = conn.execute("SELECT name, extract(epoch FROM interval)::int AS s FROM sources").fetchone()
+        row = one(conn, "SELECT name, extract(epoch FROM interval)::int AS s FROM sources")
     assert row == {"name": "字母榜", "s": 7200}
 
 
@@ -96,12 +96,12 @@ def test_pause_resume_set_interval_remove(db_url: str) -> None:
     run_cli("sources", "add", TID, db_url=db_url)
     assert run_cli("sources", "pause", TID, db_url=db_url).stdout.strip() == f"paused {TID}"
     with connect(db_url) as conn:
-        assert conn.execute("SELECT enabled FROM sources").fetchone()["enabled"] is False
+        assert one(conn, "SELECT enabled FROM sources")["enabled"] is False
     assert run_cli("sources", "resume", f"https://www.163.com/dy/media/{TID}.html", db_url=db_url).returncode == 0
     out = run_cli("sources", "set-interval", TID, "15m", db_url=db_url)
     assert out.returncode == 0 and "15m" in out.stdout
     with connect(db_url) as conn:
-        row = conn.execute("SELECT enabled, extract(epoch FROM interval)::int AS s FROM sources").fetchone()
+        row = one(conn, "SELECT enabled, extract(epoch FROM interval)::int AS s FROM sources")
         assert row == {"enabled": True, "s": 900}
         conn.execute(
             "INSERT INTO articles (docid, source_tid, url) VALUES ('J22CN60P0514R9KQ', %s, 'u')", (TID,)
@@ -109,7 +109,7 @@ def test_pause_resume_set_interval_remove(db_url: str) -> None:
     assert run_cli("sources", "remove", TID, db_url=db_url).stdout.strip() == f"removed {TID}"
     assert _count(db_url) == 0
     with connect(db_url) as conn:
-        assert conn.execute("SELECT count(*) AS n FROM articles").fetchone()["n"] == 1
+        assert one(conn, "SELECT count(*) AS n FROM articles")["n"] == 1
 
 
 @pytest.mark.parametrize("action", [["pause"], ["resume"], ["remove"], ["set-interval", "TID", "5m"]])

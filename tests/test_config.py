@@ -60,7 +60,7 @@ def test_format_duration_round_trips() -> None:
 def test_scrapy_settings_are_polite_and_closed() -> None:
     from crawler.settings import scrapy_settings
 
-    s = scrapy_settings(load_settings({"HAOWATCH_ENV_FILE": "/nonexistent"}), "postgresql:///x")
+    s = scrapy_settings(load_settings({"HAOWATCH_ENV_FILE": "/nonexistent"}).crawl_options(), "postgresql:///x")
     assert s["TELNETCONSOLE_ENABLED"] is False
     assert s["EXTENSIONS"]["scrapy.extensions.telnet.TelnetConsole"] is None
     assert s["CONCURRENT_REQUESTS_PER_DOMAIN"] == 2 and s["DOWNLOAD_DELAY"] == 2.0 and s["AUTOTHROTTLE_ENABLED"]
@@ -68,3 +68,31 @@ def test_scrapy_settings_are_polite_and_closed() -> None:
     assert 429 in s["RETRY_HTTP_CODES"] and 503 in s["RETRY_HTTP_CODES"]
     assert s["DOWNLOAD_FAIL_ON_DATALOSS"] is True
     assert "Scrapy" not in s["USER_AGENT"]
+
+
+def test_crawl_options_defaults_are_stated_once() -> None:
+    """A setting that is a crawl option has the option's default; the crawl gets what was configured."""
+    from dataclasses import fields
+
+    from crawler.settings import CrawlOptions
+    from scheduler.config import Settings
+
+    assert Settings().crawl_options() == CrawlOptions()
+    settings = load_settings({"HAOWATCH_ENV_FILE": "/nonexistent", "HAOWATCH_PARSE_WORKERS": "0",
+                              "HAOWATCH_CONCURRENCY": "3", "HAOWATCH_MAX_BACKOFF": "2h"})
+    options = settings.crawl_options()
+    assert (options.parse_workers, options.concurrency, options.max_backoff) == (0, 3, 7200)
+    setting_names = {f.name for f in fields(Settings)}
+    for option in fields(CrawlOptions):
+        if option.name in setting_names:
+            assert getattr(Settings(), option.name) == option.default, option.name
+
+
+def test_spider_and_pipelines_take_options_from_the_crawl_settings() -> None:
+    from scrapy.settings import Settings as ScrapySettings
+
+    from crawler.settings import CrawlOptions, crawl_options, scrapy_settings
+
+    options = CrawlOptions(parse_workers=0, max_fetch_failures=3, revisit_ages=(60,))
+    assert crawl_options(ScrapySettings(scrapy_settings(options, "postgresql:///x"))) == options
+    assert crawl_options(ScrapySettings()) == CrawlOptions()

@@ -7,9 +7,11 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 import pytest
+from psycopg.rows import DictRow
 
 from db.connection import connect
 from tests import standin
@@ -54,7 +56,7 @@ def haowatch(site: StandinSite, db_url: str, *args: str) -> subprocess.Completed
     return out
 
 
-def rows(db_url: str, query: str, params: tuple = ()) -> list[dict]:
+def rows(db_url: str, query: str, params: tuple[Any, ...] = ()) -> list[DictRow]:
     with connect(db_url) as conn:
         return conn.execute(query, params).fetchall()
 
@@ -307,13 +309,13 @@ def test_store_is_atomic_when_the_database_refuses(db_url: str) -> None:
     """A failure in the middle of storing an article leaves no trace of it (one transaction)."""
     from datetime import UTC, datetime
 
-    from crawler.extract.types import AccountInfo, ArticlePage, Link
     from db.articles import store_article
+    from db.records import AccountFacts, ArticleRecord, LinkRecord
 
-    page = ArticlePage(
+    page = ArticleRecord(
         docid=docid(1), url="u", title="t", published_at=None, ip_location=None,
-        account=AccountInfo(tid=TID_A), body_paragraphs=["p"], body_text="p", body_html="<p>p</p>",
-        links=[Link(block="related", position=1, url="x"), Link(block="bogus", position=2, url="y")],  # type: ignore[arg-type]
+        account=AccountFacts(tid=TID_A), body_paragraphs=["p"], body_text="p", body_html="<p>p</p>",
+        links=[LinkRecord(block="related", position=1, url="x"), LinkRecord(block="bogus", position=2, url="y")],
     )
     with connect(db_url) as conn, pytest.raises(psycopg.errors.CheckViolation):
         store_article(conn, page, source_tid=TID_A, content_hash="h", fetched_at=datetime.now(UTC))

@@ -133,6 +133,7 @@ def test_a_data_dir_of_the_previous_version_is_secured_in_place(data_dir: Path) 
     """Before 0.2 the cluster trusted every local login and haowatch worked as the superuser."""
     old = open_server(data_dir)
     user = None
+    entry = None
     if IS_ROOT:  # the previous version ran the server as 'postgres' when there was one
         try:
             user = pwd.getpwnam("postgres").pw_name
@@ -145,7 +146,7 @@ def test_a_data_dir_of_the_previous_version_is_secured_in_place(data_dir: Path) 
         entry = pwd.getpwnam(user)
     data_dir.mkdir()
     (data_dir / "run").mkdir(mode=0o755)
-    if IS_ROOT:
+    if entry is not None:
         os.chown(data_dir, entry.pw_uid, entry.pw_gid)
         os.chown(data_dir / "run", entry.pw_uid, entry.pw_gid)
     # As root the wheel's binaries may sit in a venv the server's user cannot enter (a 0700 home):

@@ -12,12 +12,13 @@ from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
+from psycopg.rows import DictRow
 
 from db import events as events_db
 from db.connection import connect
 from scheduler.notify import Dispatcher, backoff_seconds, private_url
 from tests import standin
-from tests.helpers import HAOWATCH, run_cli
+from tests.helpers import HAOWATCH, one, run_cli
 from tests.receiver import Receiver, free_port
 from tests.standin import StandinSite
 
@@ -55,13 +56,13 @@ def crawl_env(site: StandinSite) -> dict[str, str]:
             "HAOWATCH_REQUEST_TIMEOUT": "10"}
 
 
-def haowatch(site: StandinSite, db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+def haowatch(site: StandinSite, db_url: str, *args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
     out = run_cli(*args, db_url=db_url, env=crawl_env(site), timeout=180)
-    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.returncode == code, out.stderr[-3000:]
     return out
 
 
-def all_events(db_url: str) -> list[dict]:
+def all_events(db_url: str) -> list[DictRow]:
     with connect(db_url) as conn:
         return conn.execute("SELECT * FROM events ORDER BY id").fetchall()
 
@@ -102,19 +103,20 @@ def test_every_change_writes_its_event_in_the_same_transaction(site: StandinSite
     assert len(all_events(db_url)) == len(events)
 
 
-def test_a_rolled_back_change_leaves_no_event(conn: psycopg.Connection) -> None:
+def test_a_rolled_back_change_leaves_no_event(conn: psycopg.Connection[DictRow]) -> None:
     conn.execute("INSERT INTO subscriptions (url) VALUES ('json://127.0.0.1:9/x')")
     with pytest.raises(psycopg.errors.CheckViolation), conn.transaction():
         conn.execute("INSERT INTO articles (docid, url, title, content_hash) VALUES (%s, 'u', 't', 'h')",
                      (docid(1),))
         conn.execute("INSERT INTO articles (docid, url) VALUES ('bad', 'u')")
-    assert conn.execute("SELECT count(*) AS n FROM events").fetchone()["n"] == 0
-    assert conn.execute("SELECT count(*) AS n FROM deliveries").fetchone()["n"] == 0
+    assert one(conn, "SELECT count(*) AS n FROM events")["n"] == 0
+    assert one(conn, "SELECT count(*) AS n FROM deliveries")["n"] == 0
 
 
 def dispatcher(db_url: str, **overrides: int) -> Dispatcher:
     options = {"max_attempts": 50, "retry_seconds": 1, "max_backoff_seconds": 2, "lease_seconds": 5, **overrides}
-    return Dispatcher(db_url, **options)
+    return Dispatcher(db_url, max_attempts=options["max_attempts"], retry_seconds=options["retry_seconds"],
+                      max_backoff_seconds=options["max_backoff_seconds"], lease_seconds=options["lease_seconds"])
 
 
 def test_each_event_reaches_each_matching_subscription_exactly_once(site: StandinSite, db_url: str) -> None:
@@ -156,7 +158,7 @@ def test_each_event_reaches_each_matching_subscription_exactly_once(site: Standi
         assert events_db.delivery_counts(conn) == {"pending": 0, "delivered": len(rx.received), "dead": 0}
 
 
-def test_a_receiver_down_for_a_while_gets_everything_when_it_returns(conn: psycopg.Connection,
+def test_a_receiver_down_for_a_while_gets_everything_when_it_returns(conn: psycopg.Connection[DictRow],
                                                                       db_url: str) -> None:
     rx = Receiver()  # not started: connections are refused
     conn.execute("INSERT INTO subscriptions (url) VALUES (%s)", (rx.url(),))
@@ -167,7 +169,7 @@ def test_a_receiver_down_for_a_while_gets_everything_when_it_returns(conn: psyco
             conn.execute("INSERT INTO articles (docid, url, title, content_hash, body_text)"
                          " VALUES (%s, %s, %s, %s, %s)",
                          (docid(n), f"https://www.163.com/dy/article/{docid(n)}.html", f"标题{n}", f"h{n}", "正文"))
-        wait_for(lambda: conn.execute("SELECT min(attempts) AS n FROM deliveries").fetchone()["n"] >= 3, 30,
+        wait_for(lambda: one(conn, "SELECT min(attempts) AS n FROM deliveries")["n"] >= 3, 30,
                  "several failed attempts")
         failed = conn.execute("SELECT last_error, delivered_at FROM deliveries").fetchall()
         assert all(r["delivered_at"] is None and r["last_error"] for r in failed)
@@ -179,17 +181,17 @@ def test_a_receiver_down_for_a_while_gets_everything_when_it_returns(conn: psyco
     assert Counter(rx.event_ids()).most_common(1)[0][1] == 1
 
 
-def test_dead_letter_after_the_last_attempt(conn: psycopg.Connection, db_url: str) -> None:
+def test_dead_letter_after_the_last_attempt(conn: psycopg.Connection[DictRow], db_url: str) -> None:
     conn.execute("INSERT INTO subscriptions (url) VALUES (%s)", (Receiver().url(),))
     conn.execute("INSERT INTO articles (docid, url, title, content_hash) VALUES (%s, 'u', 't', 'h')", (docid(1),))
     d = dispatcher(db_url, max_attempts=2)
     d.start()
     try:
-        wait_for(lambda: conn.execute("SELECT dead_at FROM deliveries").fetchone()["dead_at"] is not None, 30,
+        wait_for(lambda: one(conn, "SELECT dead_at FROM deliveries")["dead_at"] is not None, 30,
                  "the delivery to be given up")
     finally:
         d.stop()
-    row = conn.execute("SELECT attempts, delivered_at FROM deliveries").fetchone()
+    row = one(conn, "SELECT attempts, delivered_at FROM deliveries")
     assert row["attempts"] == 2 and row["delivered_at"] is None
     assert [backoff_seconds(n, 30, 3600) for n in (1, 2, 3, 8, 50)] == [30, 60, 120, 3600, 3600]
 
@@ -202,7 +204,7 @@ def start_service(db_url: str, **extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen([HAOWATCH, "run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def test_a_service_killed_mid_delivery_loses_nothing(conn: psycopg.Connection, db_url: str) -> None:
+def test_a_service_killed_mid_delivery_loses_nothing(conn: psycopg.Connection[DictRow], db_url: str) -> None:
     with Receiver() as rx:
         conn.execute("INSERT INTO subscriptions (url) VALUES (%s)", (rx.url(),))
         for n in range(1, 4):
@@ -211,8 +213,8 @@ def test_a_service_killed_mid_delivery_loses_nothing(conn: psycopg.Connection, d
         rx.hang_seconds = 30  # the first post is received but never answered
         proc = start_service(db_url)
         try:
-            wait_for(lambda: conn.execute("SELECT count(*) AS n FROM deliveries WHERE claimed_until > now()")
-                     .fetchone()["n"] > 0, 60, "a delivery in flight")
+            wait_for(lambda: one(conn, "SELECT count(*) AS n FROM deliveries WHERE claimed_until > now()")["n"] > 0,
+                     60, "a delivery in flight")
             time.sleep(0.5)
         finally:
             proc.send_signal(signal.SIGKILL)
@@ -227,7 +229,7 @@ def test_a_service_killed_mid_delivery_loses_nothing(conn: psycopg.Connection, d
     assert proc.returncode == 0, err[-2000:]
     ids = {e["id"] for e in conn.execute("SELECT id FROM events").fetchall()}
     assert set(rx.event_ids()) == ids
-    pending = conn.execute("SELECT count(*) AS n FROM deliveries WHERE delivered_at IS NULL").fetchone()["n"]
+    pending = one(conn, "SELECT count(*) AS n FROM deliveries WHERE delivered_at IS NULL")["n"]
     assert pending == 0
 
 

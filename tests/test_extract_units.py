@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -132,7 +133,7 @@ def test_render_article_page_cut_is_never_an_article() -> None:
 
 
 def test_render_account_page_round_trip() -> None:
-    items = [
+    items: list[dict[str, Any]] = [
         {"docid": "KJ0ITEM10514R9KQ", "title": "文章一", "time": "2026-01-02 03:04", "thumbnail": "http://a/1.jpg"},
         {"video_id": "VJ0ITEM12", "title": "视频一", "time": "2026-01-01 00:00", "thumbnail": None},
     ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -45,7 +46,7 @@ def crawl(site: StandinSite, db_url: str, **env: str):  # type: ignore[no-untype
     return out
 
 
-def last_stats(db_url: str) -> dict:
+def last_stats(db_url: str) -> dict[str, Any]:
     return rows(db_url, "SELECT stats, errors FROM crawl_runs ORDER BY id DESC LIMIT 1")[0]
 
 
@@ -196,7 +197,7 @@ def test_the_total_retry_wait_of_a_page_is_bounded(site: StandinSite, db_url: st
 # --- list-API items ----------------------------------------------------------------------------
 
 
-def _list_page(items: list[dict]) -> bytes:
+def _list_page(items: list[dict[str, Any]]) -> bytes:
     return json.dumps({"code": 0, "data": {"list": items}}).encode()  # ensure_ascii: \u0000, \ud800 as escapes
 
 

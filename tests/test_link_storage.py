@@ -15,11 +15,14 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg import Connection
+from psycopg.rows import DictRow
 
-from crawler.extract.types import AccountInfo, ArticlePage, Link
 from db import migrate
 from db.articles import store_article
 from db.connection import connect
+from db.records import AccountFacts, ArticleRecord, LinkRecord
+from tests.helpers import one
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 T0 = datetime(2026, 1, 22, 3, 0, tzinfo=UTC)
@@ -56,32 +59,32 @@ def article_url(n: int) -> str:
     return f"https://www.163.com/dy/article/{docid(n)}.html"
 
 
-def trending(version: int) -> list[Link]:
+def trending(version: int) -> list[LinkRecord]:
     """The site-wide 热点推荐 list, version ``version``: each version drops one link and adds one."""
     ids = list(range(100 + version, 108 + version))
-    return [Link("trending", pos, article_url(i), title=f"热点新闻{i}", docid=docid(i), source="网易新闻")
+    return [LinkRecord("trending", pos, article_url(i), title=f"热点新闻{i}", docid=docid(i), source="网易新闻")
             for pos, i in enumerate(ids, 1)]
 
 
-def side(version: int) -> list[Link]:
-    links = [Link("side", pos, article_url(200 + pos + version), title=f"侧栏{pos + version}", module="热门",
+def side(version: int) -> list[LinkRecord]:
+    links = [LinkRecord("side", pos, article_url(200 + pos + version), title=f"侧栏{pos + version}", module="热门",
                   docid=docid(200 + pos + version)) for pos in range(1, 5)]
-    links.append(Link("side", 1, "https://www.163.com/special/video/", title="视频", module="视频"))
+    links.append(LinkRecord("side", 1, "https://www.163.com/special/video/", title="视频", module="视频"))
     return links
 
 
-def related(n: int, fetch: int) -> list[Link]:
-    links = [Link("related", pos, article_url(300 + n * 3 + pos), title=f"相关{n}-{pos}",
+def related(n: int, fetch: int) -> list[LinkRecord]:
+    links = [LinkRecord("related", pos, article_url(300 + n * 3 + pos), title=f"相关{n}-{pos}",
                   docid=docid(300 + n * 3 + pos), source="某号", published_at=T0 - timedelta(days=pos))
              for pos in range(1, 5)]
     if fetch:  # on a revisit one related link got a new title and one new link appeared
-        links[0] = Link("related", 1, links[0].url, title=f"相关{n}-1（更新）", docid=links[0].docid)
-        links.append(Link("related", 5, article_url(399), title="新相关", docid=docid(399)))
-    links.append(Link("related", 6, links[1].url, title=links[1].title, docid=links[1].docid))  # a repeat
+        links[0] = LinkRecord("related", 1, links[0].url, title=f"相关{n}-1（更新）", docid=links[0].docid)
+        links.append(LinkRecord("related", 5, article_url(399), title="新相关", docid=docid(399)))
+    links.append(LinkRecord("related", 6, links[1].url, title=links[1].title, docid=links[1].docid))  # a repeat
     return links
 
 
-def fetches() -> Iterator[tuple[int, datetime, list[Link]]]:
+def fetches() -> Iterator[tuple[int, datetime, list[LinkRecord]]]:
     """(article number, fetch time, links shown): six articles over a day, some fetched again later."""
     for n in range(6):
         at = T0 + timedelta(hours=n)
@@ -92,15 +95,15 @@ def fetches() -> Iterator[tuple[int, datetime, list[Link]]]:
     yield 4, T0 + timedelta(hours=8 + 4), [*related(4, 1), *trending(5), *side(2)]  # the same fetch twice
 
 
-def page(n: int, links: list[Link]) -> ArticlePage:
-    return ArticlePage(
+def page(n: int, links: list[LinkRecord]) -> ArticleRecord:
+    return ArticleRecord(
         docid=docid(n), url=article_url(n), title=f"白俄罗斯新闻{n}", published_at=T0 - timedelta(hours=1),
-        ip_location="北京", account=AccountInfo(tid="T1536566896022", name="某号"),
+        ip_location="北京", account=AccountFacts(tid="T1536566896022", name="某号"),
         body_paragraphs=[f"正文{n}"], body_text=f"正文{n}", body_html=f"<p>正文{n}</p>", links=links,
     )
 
 
-def store_old(conn: psycopg.Connection, n: int, at: datetime, links: list[Link]) -> None:
+def store_old(conn: Connection[DictRow], n: int, at: datetime, links: list[LinkRecord]) -> None:
     """What haowatch before migration 005 stored for one fetch (article row, links, snapshot)."""
     conn.execute(
         "INSERT INTO articles (docid, source_tid, url, title, published_at, body_text, content_hash, first_seen_at,"
@@ -120,7 +123,7 @@ def store_old(conn: psycopg.Connection, n: int, at: datetime, links: list[Link])
         [x.published_at for x in unique]))
 
 
-def upgrade_to(conn: psycopg.Connection, version: int) -> None:
+def upgrade_to(conn: Connection[DictRow], version: int) -> None:
     """Apply migrations up to ``version`` only, as an older haowatch would have."""
     conn.execute("CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
                  " applied_at timestamptz NOT NULL DEFAULT now())")
@@ -130,7 +133,7 @@ def upgrade_to(conn: psycopg.Connection, version: int) -> None:
             conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (m.version, m.name))
 
 
-def answers(conn: psycopg.Connection, queries: list[str]) -> dict[str, list[tuple[Any, ...]] | None]:
+def answers(conn: Connection[DictRow], queries: list[str]) -> dict[str, list[tuple[Any, ...]] | None]:
     """Each query's rows, sorted (None when the query needs objects this schema does not have yet)."""
     out: dict[str, list[tuple[Any, ...]] | None] = {}
     for q in queries:
@@ -152,7 +155,7 @@ LINK_DUMPS = [
 ]
 
 
-def old_database(conn: psycopg.Connection) -> None:
+def old_database(conn: Connection[DictRow]) -> None:
     upgrade_to(conn, 3)
     for n, at, links in fetches():
         store_old(conn, n, at, links)
@@ -173,7 +176,7 @@ def test_migration_converts_a_database_made_before_it(empty_db_url: str) -> None
     queries = readme_queries() + LINK_DUMPS
     with connect(empty_db_url) as conn:
         old_database(conn)
-        old_rows = conn.execute("SELECT count(*) AS n FROM article_links").fetchone()["n"]
+        old_rows = one(conn, "SELECT count(*) AS n FROM article_links")["n"]
         before = answers(conn, queries)
         applied = migrate.upgrade(conn)
         assert 5 in [m.version for m in applied]
@@ -185,20 +188,20 @@ def test_migration_converts_a_database_made_before_it(empty_db_url: str) -> None
                 assert after[q] == before[q], q
         assert before["SELECT * FROM article_links"], "the old database had links"
         # Nothing users stored is gone: the old tables are kept, renamed, with every row.
-        assert conn.execute("SELECT count(*) AS n FROM article_links_pre005").fetchone()["n"] == old_rows
-        assert conn.execute("SELECT count(*) AS n FROM article_revisions").fetchone()["n"] == 1
-        assert conn.execute("SELECT count(*) AS n FROM article_revisions_pre005").fetchone()["n"] == 1
-        assert conn.execute("SELECT count(*) AS n FROM account_snapshots").fetchone()["n"] == 2
+        assert one(conn, "SELECT count(*) AS n FROM article_links_pre005")["n"] == old_rows
+        assert one(conn, "SELECT count(*) AS n FROM article_revisions")["n"] == 1
+        assert one(conn, "SELECT count(*) AS n FROM article_revisions_pre005")["n"] == 1
+        assert one(conn, "SELECT count(*) AS n FROM account_snapshots")["n"] == 2
         # Converted rows sit in their month's partition; the site-wide lists are stored once.
         parts = {r["p"] for r in conn.execute("SELECT tableoid::regclass::text AS p FROM account_snapshots")}
         assert parts == {"account_snapshots_2025_12", "account_snapshots_2026_01"}
-        shared = conn.execute("SELECT max(pages) AS n FROM link_lists WHERE block = 'trending'").fetchone()
+        shared = one(conn, "SELECT max(pages) AS n FROM link_lists WHERE block = 'trending'")
         assert shared["n"] == 2  # articles 0 and 1 showed the same list: one row
         # New stores keep counting on top of converted rows exactly as the old table did.
         n, at, links = 4, T0 + timedelta(hours=20), [*related(4, 1), *trending(5), *side(2)]
         store_article(conn, page(n, links), source_tid="T1536566896022", content_hash="h", fetched_at=at)
-        row = conn.execute("SELECT times_seen, first_seen_at, seen_at FROM article_links WHERE docid = %s"
-                           " AND target_url = %s", (docid(4), trending(5)[0].url)).fetchone()
+        row = one(conn, "SELECT times_seen, first_seen_at, seen_at FROM article_links WHERE docid = %s"
+                        " AND target_url = %s", (docid(4), trending(5)[0].url))
         assert (row["times_seen"], row["seen_at"]) == (3, at)
         assert row["first_seen_at"] == T0 + timedelta(hours=4)  # it was in the list of the first fetch too
 
@@ -213,7 +216,7 @@ def test_new_store_path_gives_the_same_article_links(pg_admin_url: str, empty_db
             assert answers(new, [q]) == answers(old, [q]), q
 
 
-def test_site_wide_lists_and_targets_are_stored_once(conn: psycopg.Connection) -> None:
+def test_site_wide_lists_and_targets_are_stored_once(conn: Connection[DictRow]) -> None:
     for n in range(5):
         store_article(conn, page(n, [*related(n, 0), *trending(0), *side(0)]), source_tid="T1536566896022",
                       content_hash=f"h{n}", fetched_at=T0 + timedelta(minutes=n))
@@ -221,12 +224,12 @@ def test_site_wide_lists_and_targets_are_stored_once(conn: psycopg.Connection) -
                          " FROM link_lists GROUP BY block ORDER BY block").fetchall()
     assert [(r["block"], r["n"], r["pages"], r["seen"]) for r in lists] == [
         ("related", 5, 5, 5), ("side", 2, 10, 10), ("trending", 1, 5, 5)]
-    assert conn.execute("SELECT count(*) AS n FROM link_targets").fetchone()["n"] == 5 * 4 + 8 + 5
-    assert conn.execute("SELECT count(*) AS n FROM link_sightings").fetchone()["n"] == 5 * 4
-    assert conn.execute("SELECT count(*) AS n FROM article_links").fetchone()["n"] == 5 * (4 + 8 + 5)
+    assert one(conn, "SELECT count(*) AS n FROM link_targets")["n"] == 5 * 4 + 8 + 5
+    assert one(conn, "SELECT count(*) AS n FROM link_sightings")["n"] == 5 * 4
+    assert one(conn, "SELECT count(*) AS n FROM article_links")["n"] == 5 * (4 + 8 + 5)
 
 
-def test_trending_history_spans_and_trending_now(conn: psycopg.Connection) -> None:
+def test_trending_history_spans_and_trending_now(conn: Connection[DictRow]) -> None:
     # Version 0, then version 1 (one link left, one came in); at minute 60 a cached page still shows
     # version 0: a sighting of the old list, not a new span.
     plan = [(0, 0), (10, 0), (30, 1), (45, 1), (60, 0), (80, 1)]
@@ -254,9 +257,9 @@ def test_trending_history_spans_and_trending_now(conn: psycopg.Connection) -> No
     assert now[0]["pages"] == 3
 
 
-def test_trending_history_splits_when_a_link_leaves_and_returns(conn: psycopg.Connection) -> None:
-    back = [Link("trending", 1, article_url(100), title="热点新闻100", docid=docid(100)),
-            *[Link("trending", pos, article_url(500 + pos)) for pos in range(2, 9)]]
+def test_trending_history_splits_when_a_link_leaves_and_returns(conn: Connection[DictRow]) -> None:
+    back = [LinkRecord("trending", 1, article_url(100), title="热点新闻100", docid=docid(100)),
+            *[LinkRecord("trending", pos, article_url(500 + pos)) for pos in range(2, 9)]]
     for i, links in enumerate([trending(0), trending(1), back]):
         store_article(conn, page(i, links), source_tid="T1536566896022", content_hash=f"h{i}",
                       fetched_at=T0 + timedelta(minutes=10 * i))
@@ -266,25 +269,25 @@ def test_trending_history_splits_when_a_link_leaves_and_returns(conn: psycopg.Co
         (T0, T0, [1]), (T0 + timedelta(minutes=20), T0 + timedelta(minutes=20), [1])]
 
 
-def test_partitions_created_ahead_and_default_rows_moved(conn: psycopg.Connection) -> None:
+def test_partitions_created_ahead_and_default_rows_moved(conn: Connection[DictRow]) -> None:
     far = datetime(2031, 5, 3, tzinfo=UTC)
     store_article(conn, page(1, trending(0)), source_tid="T1536566896022", content_hash="h", fetched_at=far)
-    where = conn.execute("SELECT tableoid::regclass::text AS p FROM link_sightings").fetchone()["p"]
+    where = one(conn, "SELECT tableoid::regclass::text AS p FROM link_sightings")["p"]
     assert where == "link_sightings_default"
-    created = conn.execute("SELECT haowatch_ensure_partitions(%s) AS n", (far,)).fetchone()["n"]
+    created = one(conn, "SELECT haowatch_ensure_partitions(%s) AS n", (far,))["n"]
     assert created > 0
-    where = conn.execute("SELECT tableoid::regclass::text AS p FROM link_sightings").fetchone()["p"]
+    where = one(conn, "SELECT tableoid::regclass::text AS p FROM link_sightings")["p"]
     assert where == "link_sightings_2031_05"
-    assert conn.execute("SELECT count(*) AS n FROM article_links").fetchone()["n"] == 8
+    assert one(conn, "SELECT count(*) AS n FROM article_links")["n"] == 8
 
 
 @pytest.mark.parametrize("table", ["link_sightings", "article_revisions", "account_snapshots"])
-def test_growing_tables_are_partitioned_by_month(conn: psycopg.Connection, table: str) -> None:
-    row = conn.execute("SELECT partstrat FROM pg_partitioned_table WHERE partrelid = %s::regclass",
-                       (table,)).fetchone()
+def test_growing_tables_are_partitioned_by_month(conn: Connection[DictRow], table: str) -> None:
+    row = one(conn, "SELECT partstrat FROM pg_partitioned_table WHERE partrelid = %s::regclass",
+                       (table,))
     assert row and row["partstrat"] == "r"
     month = datetime.now(UTC).strftime("%Y_%m")
-    assert conn.execute("SELECT to_regclass(%s) IS NOT NULL AS ok", (f"{table}_{month}",)).fetchone()["ok"]
+    assert one(conn, "SELECT to_regclass(%s) IS NOT NULL AS ok", (f"{table}_{month}",))["ok"]
 
 
 def test_concurrent_stores_sharing_lists_neither_deadlock_nor_lose_counts(db_url: str) -> None:

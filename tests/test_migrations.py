@@ -3,24 +3,26 @@
 from __future__ import annotations
 
 import concurrent.futures
+from typing import Any
 
 import psycopg
 import pytest
+from psycopg.rows import DictRow
 
 from db import migrate
 from db.connection import connect
-from tests.helpers import run_cli
+from tests.helpers import one, run_cli
 
 TABLES = {"sources", "articles", "article_revisions", "link_targets", "link_lists", "link_sightings",
           "account_snapshots", "crawl_runs", "listed_items", "schema_migrations"}
 
 
-def _tables(conn: psycopg.Connection) -> set[str]:
+def _tables(conn: psycopg.Connection[DictRow]) -> set[str]:
     rows = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'").fetchall()
     return {r["tablename"] for r in rows}
 
 
-def _schema_fingerprint(conn: psycopg.Connection) -> list[tuple]:
+def _schema_fingerprint(conn: psycopg.Connection[DictRow]) -> list[tuple[Any, ...]]:
     rows = conn.execute(
         "SELECT table_name, column_name, data_type FROM information_schema.columns"
         " WHERE table_schema = 'public' ORDER BY 1, 2"
@@ -44,7 +46,7 @@ def test_repeated_upgrade_changes_nothing(empty_db_url: str) -> None:
         before = _schema_fingerprint(conn)
         assert migrate.upgrade(conn) == []
         assert _schema_fingerprint(conn) == before
-        count = conn.execute("SELECT count(*) AS n FROM schema_migrations").fetchone()["n"]
+        count = one(conn, "SELECT count(*) AS n FROM schema_migrations")["n"]
         assert count == len(migrate.available_migrations())
 
 
@@ -79,25 +81,25 @@ def test_migrations_never_drop() -> None:
         assert "drop " not in m.sql.lower(), m.name
 
 
-def test_plain_sql_insert_gives_a_working_source(conn: psycopg.Connection) -> None:
+def test_plain_sql_insert_gives_a_working_source(conn: psycopg.Connection[DictRow]) -> None:
     conn.execute("INSERT INTO sources (tid) VALUES ('T1536566896022')")
-    row = conn.execute("SELECT * FROM sources").fetchone()
+    row = one(conn, "SELECT * FROM sources")
     assert row["enabled"] is True
     assert row["interval"].total_seconds() == 1800
     assert row["next_check_at"] is not None and row["consecutive_failures"] == 0
 
 
 @pytest.mark.parametrize("tid", ["T123", "t1536566896022", "T15365668960221", "1536566896022", "", "T153656689602X"])
-def test_sources_check_refuses_bad_tids(conn: psycopg.Connection, tid: str) -> None:
+def test_sources_check_refuses_bad_tids(conn: psycopg.Connection[DictRow], tid: str) -> None:
     with pytest.raises(psycopg.errors.CheckViolation):
         conn.execute("INSERT INTO sources (tid) VALUES (%s)", (tid,))
 
 
-def test_removing_a_source_keeps_its_articles(conn: psycopg.Connection) -> None:
+def test_removing_a_source_keeps_its_articles(conn: psycopg.Connection[DictRow]) -> None:
     conn.execute("INSERT INTO sources (tid) VALUES ('T1536566896022')")
     conn.execute(
         "INSERT INTO articles (docid, source_tid, url, title) VALUES"
         " ('J22CN60P0514R9KQ', 'T1536566896022', 'https://www.163.com/dy/article/J22CN60P0514R9KQ.html', 't')"
     )
     conn.execute("DELETE FROM sources WHERE tid = 'T1536566896022'")
-    assert conn.execute("SELECT count(*) AS n FROM articles").fetchone()["n"] == 1
+    assert one(conn, "SELECT count(*) AS n FROM articles")["n"] == 1

@@ -7,26 +7,27 @@ from datetime import timedelta
 
 import psycopg
 import pytest
+from psycopg.rows import DictRow
 
 from crawler.middlewares import backoff_delay, retry_after_seconds
 from db import sources as sources_db
 from db.articles import next_revisit
 from db.connection import connect
+from tests.helpers import one
 
 TIDS = [f"T10000000000{n:02d}" for n in range(40)]
 
 
-def _add(conn: psycopg.Connection, *tids: str, interval: str = "30 minutes") -> None:
+def _add(conn: psycopg.Connection[DictRow], *tids: str, interval: str = "30 minutes") -> None:
     for tid in tids:
         conn.execute("INSERT INTO sources (tid, interval) VALUES (%s, %s::interval)", (tid, interval))
 
 
-def _source(conn: psycopg.Connection, tid: str) -> dict:
-    row = conn.execute("SELECT *, next_check_at - last_checked_at AS gap FROM sources WHERE tid = %s", (tid,))
-    return row.fetchone()
+def _source(conn: psycopg.Connection[DictRow], tid: str) -> DictRow:
+    return one(conn, "SELECT *, next_check_at - last_checked_at AS gap FROM sources WHERE tid = %s", (tid,))
 
 
-def test_success_schedules_one_interval_ahead_with_small_jitter(conn: psycopg.Connection) -> None:
+def test_success_schedules_one_interval_ahead_with_small_jitter(conn: psycopg.Connection[DictRow]) -> None:
     _add(conn, TIDS[0])
     sources_db.record_check(conn, TIDS[0], ok=True, status="ok", error=None, item_count=10, max_backoff_seconds=21600)
     row = _source(conn, TIDS[0])
@@ -34,7 +35,7 @@ def test_success_schedules_one_interval_ahead_with_small_jitter(conn: psycopg.Co
     assert row["consecutive_failures"] == 0 and row["last_success_at"] is not None
 
 
-def test_failures_back_off_doubling_and_capped_then_reset(conn: psycopg.Connection) -> None:
+def test_failures_back_off_doubling_and_capped_then_reset(conn: psycopg.Connection[DictRow]) -> None:
     _add(conn, TIDS[0], interval="10 minutes")
     gaps = []
     for _ in range(8):
@@ -51,7 +52,7 @@ def test_failures_back_off_doubling_and_capped_then_reset(conn: psycopg.Connecti
     assert row["last_error"] is None
 
 
-def test_claim_takes_only_due_enabled_unclaimed_sources(conn: psycopg.Connection) -> None:
+def test_claim_takes_only_due_enabled_unclaimed_sources(conn: psycopg.Connection[DictRow]) -> None:
     _add(conn, *TIDS[:4])
     conn.execute("UPDATE sources SET enabled = false WHERE tid = %s", (TIDS[1],))
     conn.execute("UPDATE sources SET next_check_at = now() + interval '1 hour' WHERE tid = %s", (TIDS[2],))
@@ -59,7 +60,7 @@ def test_claim_takes_only_due_enabled_unclaimed_sources(conn: psycopg.Connection
     assert sources_db.claim_due(conn, "b", 10, 600) == []  # claimed by a, lease running
 
 
-def test_expired_lease_is_claimable_again(conn: psycopg.Connection) -> None:
+def test_expired_lease_is_claimable_again(conn: psycopg.Connection[DictRow]) -> None:
     _add(conn, TIDS[0])
     assert sources_db.claim_due(conn, "dead-replica", 10, 600) == [TIDS[0]]
     conn.execute("UPDATE sources SET claimed_until = now() - interval '1 second'")
@@ -84,7 +85,7 @@ def test_concurrent_claims_are_disjoint(db_url: str) -> None:
     assert sorted(everything) == sorted(TIDS)  # each source claimed exactly once
 
 
-def test_release_after_a_crashed_crawl_retries_later_not_at_once(conn: psycopg.Connection) -> None:
+def test_release_after_a_crashed_crawl_retries_later_not_at_once(conn: psycopg.Connection[DictRow]) -> None:
     _add(conn, TIDS[0], TIDS[1])
     claimed = sources_db.claim_due(conn, "me", 10, 600)
     sources_db.record_check(conn, TIDS[1], ok=True, status="ok", error=None, item_count=1, max_backoff_seconds=60)
@@ -92,19 +93,19 @@ def test_release_after_a_crashed_crawl_retries_later_not_at_once(conn: psycopg.C
     crashed, checked = _source(conn, TIDS[0]), _source(conn, TIDS[1])
     assert crashed["claimed_by"] is None and crashed["last_status"] == "error"
     assert crashed["consecutive_failures"] == 1
-    assert conn.execute("SELECT next_check_at > now() + interval '4 minutes' AS later FROM sources WHERE tid = %s",
-                        (TIDS[0],)).fetchone()["later"]
+    assert one(conn, "SELECT next_check_at > now() + interval '4 minutes' AS later FROM sources WHERE tid = %s",
+                        (TIDS[0],))["later"]
     assert checked["last_status"] == "ok" and checked["consecutive_failures"] == 0
 
 
-def test_release_only_touches_own_claims(conn: psycopg.Connection) -> None:
+def test_release_only_touches_own_claims(conn: psycopg.Connection[DictRow]) -> None:
     _add(conn, TIDS[0])
     sources_db.claim_due(conn, "a", 10, 600)
     sources_db.release(conn, "b", [TIDS[0]])
     assert _source(conn, TIDS[0])["claimed_by"] == "a"
 
 
-def test_paused_and_retimed_sources_are_honoured(conn: psycopg.Connection) -> None:
+def test_paused_and_retimed_sources_are_honoured(conn: psycopg.Connection[DictRow]) -> None:
     _add(conn, TIDS[0])
     sources_db.set_enabled(conn, TIDS[0], False)
     assert sources_db.claim_due(conn, "a", 10, 600) == []

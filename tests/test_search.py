@@ -11,9 +11,11 @@ import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from psycopg import Connection
+from psycopg.rows import DictRow
 
 from db.search import search_articles, search_terms
-from tests.helpers import run_cli
+from tests.helpers import one, run_cli
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "article"
 T0 = datetime(2026, 1, 22, 4, 0, tzinfo=UTC)
@@ -26,7 +28,7 @@ MIXED = [
 ]
 
 
-def insert(conn: psycopg.Connection, n: int, title: str, body: str, tid: str = "T1536566896022",
+def insert(conn: Connection[DictRow], n: int, title: str, body: str, tid: str = "T1536566896022",
            published: datetime = T0) -> str:
     docid = f"K{n:07d}0514R9KQ"
     conn.execute(
@@ -46,24 +48,24 @@ def corpus() -> list[tuple[str, str]]:
 
 
 @pytest.fixture
-def loaded(conn: psycopg.Connection) -> psycopg.Connection:
+def loaded(conn: Connection[DictRow]) -> Connection[DictRow]:
     for n, (title, body) in enumerate(corpus()):
         insert(conn, n, title, body, published=T0 + timedelta(hours=n))
     return conn
 
 
-def found(conn: psycopg.Connection, query: str) -> set[str]:
+def found(conn: Connection[DictRow], query: str) -> set[str]:
     return {h.docid for h in search_articles(conn, query, limit=10_000)}
 
 
-def ilike(conn: psycopg.Connection, query: str) -> set[str]:
+def ilike(conn: Connection[DictRow], query: str) -> set[str]:
     pattern = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     rows = conn.execute("SELECT docid FROM articles WHERE title ILIKE %s OR body_text ILIKE %s",
                         (pattern, pattern)).fetchall()
     return {r["docid"] for r in rows}
 
 
-def test_recall_on_random_substrings_of_the_fixture_texts(loaded: psycopg.Connection) -> None:
+def test_recall_on_random_substrings_of_the_fixture_texts(loaded: Connection[DictRow]) -> None:
     rng = random.Random(10)
     texts = [t for pair in corpus() for t in pair]
     for _ in range(300):
@@ -80,17 +82,17 @@ def test_recall_on_random_substrings_of_the_fixture_texts(loaded: psycopg.Connec
     "中", "iphone", "IPHONE17", "phone 1", "ai", "７９９９", "7999", "，", "；价格", "%", "100%_", "+12.5%",
     "xbb.1", "“双十一”", "19 l", "covid-19", "边境局势", "卢卡申科表示……", "e 1", "...", "‘不存在’",
 ])
-def test_mixed_scripts_punctuation_and_width(loaded: psycopg.Connection, query: str) -> None:
+def test_mixed_scripts_punctuation_and_width(loaded: Connection[DictRow], query: str) -> None:
     assert ilike(loaded, query) <= found(loaded, query)
 
 
-def test_width_and_case_are_folded(loaded: psycopg.Connection) -> None:
+def test_width_and_case_are_folded(loaded: Connection[DictRow]) -> None:
     assert found(loaded, "ai功能") == found(loaded, "ＡＩ功能") != set()
     assert found(loaded, "covid") == found(loaded, "ＣＯＶＩＤ")
     assert len(found(loaded, "covid")) == 1  # both mentions are in one article
 
 
-def test_no_false_positives(loaded: psycopg.Connection) -> None:
+def test_no_false_positives(loaded: Connection[DictRow]) -> None:
     # Every bigram of 局边 occurs nowhere in that order; 境局 and 局势 exist but not 势境.
     assert found(loaded, "势境") == set()
     assert found(loaded, "乌克兰总统卢卡申科") == set()
@@ -102,7 +104,7 @@ ALPHABET = "中国白俄罗斯乌克兰的了是在一有人aAbBzZ01９Ｘ，。
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(texts=st.lists(st.text(alphabet=ALPHABET, min_size=0, max_size=30), min_size=1, max_size=8),
        query=st.text(alphabet=ALPHABET, min_size=1, max_size=6), pick=st.integers(0, 7))
-def test_search_equals_ilike_on_generated_texts(conn: psycopg.Connection, texts: list[str], query: str,
+def test_search_equals_ilike_on_generated_texts(conn: Connection[DictRow], texts: list[str], query: str,
                                                  pick: int) -> None:
     with conn.transaction(force_rollback=True):
         for n, text in enumerate(texts):
@@ -112,14 +114,14 @@ def test_search_equals_ilike_on_generated_texts(conn: psycopg.Connection, texts:
                 assert ilike(conn, q.strip()) <= found(conn, q), q
 
 
-def test_terms_cover_cjk_latin_and_numbers(conn: psycopg.Connection) -> None:
+def test_terms_cover_cjk_latin_and_numbers(conn: Connection[DictRow]) -> None:
     terms = set(search_terms(conn, "iPhone 17手机，ＡＢ"))
     assert {"ip", "ph", "ne", "e", "17", "7手", "手机", "机", "ab", "b"} <= terms
     assert "i" not in terms  # a character followed by another in its run is found through its pair
     assert not {t for t in terms if any(c in t for c in " ，")}
 
 
-def test_rank_snippet_and_filters(conn: psycopg.Connection) -> None:
+def test_rank_snippet_and_filters(conn: Connection[DictRow]) -> None:
     in_title = insert(conn, 1, "白俄罗斯新闻", "今天天气很好。" * 20)
     in_body = insert(conn, 2, "别的新闻", "前文" * 40 + "提到白俄罗斯的一段话" + "后文" * 40)
     twice = insert(conn, 3, "别的", "白俄罗斯和白俄罗斯", tid="T1536566896023", published=T0 - timedelta(days=3))
@@ -132,11 +134,11 @@ def test_rank_snippet_and_filters(conn: psycopg.Connection) -> None:
     assert twice not in {h.docid for h in search_articles(conn, "白俄罗斯", since=T0 - timedelta(days=1))}
     assert len(search_articles(conn, "白俄罗斯", limit=1)) == 1
     assert search_articles(conn, "   ") == []
-    row = conn.execute("SELECT * FROM search_articles('白俄罗斯')").fetchone()
+    row = one(conn, "SELECT * FROM search_articles('白俄罗斯')")
     assert list(row) == ["docid", "title", "published_at", "source_tid", "rank", "snippet"]
 
 
-def test_search_uses_the_index(loaded: psycopg.Connection) -> None:
+def test_search_uses_the_index(loaded: Connection[DictRow]) -> None:
     loaded.execute("SET enable_seqscan = off")
     plan = loaded.execute(
         "EXPLAIN SELECT docid FROM articles WHERE haowatch_search_vector(title, body_text)"

@@ -18,7 +18,7 @@ import pytest
 from db.connection import connect
 from scheduler.health import HealthServer
 from tests import standin
-from tests.helpers import HAOWATCH
+from tests.helpers import HAOWATCH, one
 from tests.standin import StandinSite
 
 TID_A, TID_B = "T1536566896022", "T1512041896308"
@@ -78,7 +78,7 @@ def test_run_crawls_on_interval_picks_up_sql_inserts_serves_health_and_stops(
         account_a = f"/dy/media/{TID_A}.html"
         wait_for(lambda: len(site.requests(account_a)) >= 2, 90, "two checks of the first source")
         with connect(db_url) as conn:
-            assert conn.execute("SELECT count(*) AS n FROM articles").fetchone()["n"] == 1
+            assert one(conn, "SELECT count(*) AS n FROM articles")["n"] == 1
             conn.execute("INSERT INTO sources (tid) VALUES (%s)", (TID_B,))  # plain SQL, while running
         wait_for(lambda: len(site.requests(f"/dy/media/{TID_B}.html")) >= 1, 30, "the SQL-inserted source")
         wait_for(lambda: _count_articles(db_url) == 2, 30, "its article")
@@ -108,14 +108,14 @@ def test_run_crawls_on_interval_picks_up_sql_inserts_serves_health_and_stops(
     assert "Traceback" not in err
     assert "received SIGTERM" in err and "haowatch stopped" in err
     with connect(db_url) as conn:
-        assert conn.execute("SELECT count(*) AS n FROM sources WHERE claimed_by IS NOT NULL").fetchone()["n"] == 0
+        assert one(conn, "SELECT count(*) AS n FROM sources WHERE claimed_by IS NOT NULL")["n"] == 0
         runs = conn.execute("SELECT status FROM crawl_runs").fetchall()
         assert runs and all(r["status"] == "ok" for r in runs)
 
 
 def _count_articles(db_url: str) -> int:
     with connect(db_url) as conn:
-        return conn.execute("SELECT count(*) AS n FROM articles").fetchone()["n"]
+        return one(conn, "SELECT count(*) AS n FROM articles")["n"]
 
 
 def test_sigterm_during_a_slow_crawl_stops_cleanly(site: StandinSite, db_url: str) -> None:
@@ -135,7 +135,7 @@ def test_sigterm_during_a_slow_crawl_stops_cleanly(site: StandinSite, db_url: st
     assert proc.returncode == 0, err[-3000:]
     assert time.monotonic() - started < 45
     with connect(db_url) as conn:
-        assert conn.execute("SELECT count(*) AS n FROM sources WHERE claimed_by IS NOT NULL").fetchone()["n"] == 0
+        assert one(conn, "SELECT count(*) AS n FROM sources WHERE claimed_by IS NOT NULL")["n"] == 0
         for row in conn.execute("SELECT docid, body_text FROM articles WHERE deleted_at IS NULL"):
             assert row["body_text"]  # whatever was stored is complete
 
@@ -162,7 +162,7 @@ def test_two_replicas_never_crawl_a_source_twice(site: StandinSite, db_url: str)
     assert len(per_source) == len(tids)
     assert set(per_source.values()) == {1}, per_source.most_common(3)
     with connect(db_url) as conn:
-        checked = conn.execute("SELECT count(*) AS n FROM sources WHERE last_checked_at IS NOT NULL").fetchone()
+        checked = one(conn, "SELECT count(*) AS n FROM sources WHERE last_checked_at IS NOT NULL")
         assert checked["n"] == len(tids)
 
 
@@ -238,7 +238,7 @@ def test_the_service_revisits_recent_articles_and_catches_edits(site: StandinSit
         wait_for(lambda: _count_articles(db_url) == 1, 60, "the first crawl")
         site.edit(docid, title="改过的标题")
         with connect(db_url) as conn:
-            revisit = conn.execute("SELECT next_revisit_at - first_seen_at AS age FROM articles").fetchone()
+            revisit = one(conn, "SELECT next_revisit_at - first_seen_at AS age FROM articles")
             assert revisit["age"].total_seconds() == 3600  # first revisit an hour after first seen
             # An hour passes: the first revisit is due.
             conn.execute("UPDATE articles SET first_seen_at = first_seen_at - interval '1 hour',"
@@ -250,14 +250,14 @@ def test_the_service_revisits_recent_articles_and_catches_edits(site: StandinSit
     try:
         def revised() -> bool:
             with connect(db_url) as conn:
-                return conn.execute("SELECT revision FROM articles").fetchone()["revision"] == 2
+                return one(conn, "SELECT revision FROM articles")["revision"] == 2
 
         wait_for(revised, 60, "the revisit to store a revision")
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=60)
     with connect(db_url) as conn:
-        article = conn.execute("SELECT title, next_revisit_at - first_seen_at AS age FROM articles").fetchone()
+        article = one(conn, "SELECT title, next_revisit_at - first_seen_at AS age FROM articles")
         assert article["title"] == "改过的标题" and article["age"].total_seconds() == 6 * 3600
-        assert conn.execute("SELECT title FROM article_revisions").fetchone()["title"] == "文章一"
+        assert one(conn, "SELECT title FROM article_revisions")["title"] == "文章一"
     assert proc.returncode == 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import cast
 
 from lxml import etree, html
 
@@ -351,6 +352,7 @@ def extract_body(container: etree._Element, base: str | None) -> Body:
 
     container.tag = "div"
     container.attrib.clear()
-    body_html = html.tostring(container, encoding="unicode", with_tail=False)
+    # Built from plain etree elements (see parse_html); lxml.html serialises them all the same.
+    body_html = html.tostring(cast(html.HtmlElement, container), encoding="unicode", with_tail=False)
     body_html = _FORMAT_WS.sub("><", body_html).strip()
     return Body(paragraphs, body_html, images=walk.images, has_video=walk.has_video, author_statement=statement)

@@ -183,14 +183,15 @@ def prepare(body: bytes | str, content_type: str | None) -> tuple[str | bytes, b
     and whether the document is blank (empty or whitespace only).
     """
     whole: str | bytes | None = None
+    blank = False
     if isinstance(body, bytes | bytearray) and not body.startswith(codecs.BOM_UTF8):
         data = bytes(body)
         for codec in _candidates(data, content_type):
             if codec == "utf-8":
-                blank = _utf8_blank(data)
-                if blank is None:
+                utf8_blank = _utf8_blank(data)
+                if utf8_blank is None:
                     continue
-                whole = data
+                whole, blank = data, utf8_blank
                 break
             try:
                 text = data.decode(codec)
@@ -210,7 +211,9 @@ def prepare(body: bytes | str, content_type: str | None) -> tuple[str | bytes, b
 
 def has_marker(whole: str | bytes, marker: str) -> bool:
     """True when the ASCII ``marker`` occurs in a document as returned by :func:`prepare`."""
-    return (marker.encode("ascii") if isinstance(whole, bytes) else marker) in whole
+    if isinstance(whole, bytes):
+        return marker.encode("ascii") in whole
+    return marker in whole
 
 
 def parse_html(data: bytes) -> etree._Element | None:

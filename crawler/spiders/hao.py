@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, assert_never
 
 import scrapy
 from loguru import logger
@@ -21,12 +21,13 @@ from crawler.catalog import Catalog
 from crawler.channel_router import ChannelRouter, capture_item, plain_headers
 from crawler.extract.blocks import classify_block
 from crawler.extract.listapi import parse_list_api_counted
-from crawler.extract.types import AccountPage, ArticlePage, NotFoundPage
+from crawler.extract.types import AccountPage, ArticlePage, NotFoundPage, PageResult, UnexpectedPage
 from crawler.ids import account_url, article_url, canonical_article_url, list_api_url
 from crawler.items import ArticleItem, FetchFailedItem, GoneItem, ListingItem
 from crawler.offsite import RefusedResponse, TooLarge
 from crawler.parsing import PageParser
-from crawler.settings import REFERER
+from crawler.settings import REFERER, crawl_options
+from db.records import CrawlSource
 
 # An article page that parses as truncated or unexpected is tried this many more times at once;
 # after that it stays pending and the next check of its account tries again.
@@ -54,7 +55,7 @@ class HaoSpider(scrapy.Spider):
         self,
         *,
         mode: str = "watch",
-        sources: Sequence[dict[str, Any]] = (),
+        sources: Sequence[CrawlSource] = (),
         docids: Sequence[str] = (),
         backfill_pages: int = 0,
         **kwargs: Any,
@@ -66,20 +67,20 @@ class HaoSpider(scrapy.Spider):
         self.backfill_pages = backfill_pages
         self.catalog: Catalog | None = None
         self.parser = PageParser(0)
+        self.site_url = ""
+        self.list_api_base = ""
 
     @classmethod
     def from_crawler(cls, crawler: scrapy.crawler.Crawler, *args: Any, **kwargs: Any) -> HaoSpider:
         spider = super().from_crawler(crawler, *args, **kwargs)
-        settings = crawler.settings
-        spider.site_url = settings.get("HAOWATCH_SITE_URL")
-        spider.list_api_base = settings.get("HAOWATCH_LIST_API_URL")
-        spider.catalog = Catalog(settings.get("HAOWATCH_DATABASE_URL"),
-                                 settings.getint("HAOWATCH_MAX_FETCH_FAILURES", 8))
-        spider.parser = PageParser(settings.getint("HAOWATCH_PARSE_WORKERS", 0))
+        options = crawl_options(crawler.settings)
+        spider.site_url = options.site_url
+        spider.list_api_base = options.list_api_url
+        spider.catalog = Catalog(crawler.settings.get("HAOWATCH_DATABASE_URL"), options.max_fetch_failures)
+        spider.parser = PageParser(options.parse_workers)
         spider.channels = ChannelRouter(
-            spider, list_api_base=spider.list_api_base, app_api_base=settings.get("HAOWATCH_APP_API_URL"),
-            cross_check_every=settings.getint("HAOWATCH_CROSS_CHECK_EVERY", 48),
-            gap_pages=settings.getint("HAOWATCH_GAP_PAGES", 10), headers=_HEADERS,
+            spider, list_api_base=spider.list_api_base, app_api_base=options.app_api_url,
+            cross_check_every=options.cross_check_every, gap_pages=options.gap_pages, headers=_HEADERS,
         )
         crawler.signals.connect(spider._closed, signal=scrapy.signals.spider_closed)
         return spider
@@ -98,7 +99,7 @@ class HaoSpider(scrapy.Spider):
     async def start(self) -> AsyncIterator[scrapy.Request]:
         if self.mode == "watch":
             for source in self.sources:
-                yield self._account_request(source["tid"], source.get("wemedia_id"))
+                yield self._account_request(source.tid, source.wemedia_id)
         elif self.mode == "refetch":
             assert self.catalog is not None
             for docid in self.docids:
@@ -106,7 +107,8 @@ class HaoSpider(scrapy.Spider):
                 yield self._article_request(docid, tid, title, refetch=True)
         elif self.mode == "backfill":
             for source in self.sources:
-                yield self._list_request(source["tid"], source["wemedia_id"], 1)
+                if source.wemedia_id:
+                    yield self._list_request(source.tid, source.wemedia_id, 1)
         else:
             raise ValueError(f"unknown mode {self.mode!r}")
 
@@ -202,23 +204,32 @@ class HaoSpider(scrapy.Spider):
             yield FetchFailedItem(docid, f"blocked: {block.reason}")
             return
         result = await self.parser.parse(response.body, response.url, _content_type(response))
-        if isinstance(result, ArticlePage) and result.docid == docid:
-            yield ArticleItem(page=result, source_tid=tid, fetched_at=_now(), fetched_url=response.url)
-        elif isinstance(result, NotFoundPage):
-            yield self._gone(docid, tid, meta)
-        else:
-            reason = result.reason if not isinstance(result, ArticlePage) else f"page is article {result.docid}"
-            self._stat("unexpected_pages")
+        match result:
+            case ArticlePage() if result.docid == docid:
+                yield ArticleItem(page=result, source_tid=tid, fetched_at=_now(), fetched_url=response.url)
+            case NotFoundPage():
+                yield self._gone(docid, tid, meta)
+            case ArticlePage() | AccountPage() | UnexpectedPage():
+                for out in self._unexpected_article_page(response, docid, tid, _what(result)):
+                    yield out
+            case _:
+                assert_never(result)
+
+    def _unexpected_article_page(self, response: Response, docid: str, tid: str | None, reason: str) -> Iterator[Any]:
+        """Try an article whose page was not its article again at once, a few times; then count a failure."""
+        self._stat("unexpected_pages")
+        retry = None
+        if response.request is not None:
             retry = get_retry_request(response.request, spider=self, reason=f"unexpected page: {reason}",
                                       max_retry_times=PAGE_RETRIES)
-            if retry is not None:
-                retry.dont_filter = True
-                yield retry
-            else:
-                self._stat("errors")
-                logger.warning("article {}: giving up for now ({}); retried on a later check", docid, reason)
-                yield capture_item(response, "unexpected", "article", reason, tid)
-                yield FetchFailedItem(docid, f"unexpected page: {reason}")
+        if retry is not None:
+            retry.dont_filter = True
+            yield retry
+        else:
+            self._stat("errors")
+            logger.warning("article {}: giving up for now ({}); retried on a later check", docid, reason)
+            yield capture_item(response, "unexpected", "article", reason, tid)
+            yield FetchFailedItem(docid, f"unexpected page: {reason}")
 
     def _gone(self, docid: str, tid: str | None, meta: dict[str, Any]) -> GoneItem:
         return GoneItem(docid=docid, url=canonical_article_url(docid), source_tid=tid,
@@ -233,7 +244,7 @@ class HaoSpider(scrapy.Spider):
         yield FetchFailedItem(request.meta["docid"], error)
 
 
-def _refusal(value: BaseException) -> str | None:
+def _refusal(value: BaseException | None) -> str | None:
     """Why a response was refused (off-site, redirect loop, too large), or None for other failures."""
     if isinstance(value, RefusedResponse):
         return value.reason
@@ -241,6 +252,19 @@ def _refusal(value: BaseException) -> str | None:
                                                      and "DOWNLOAD_MAXSIZE" in str(value)):
         return TooLarge.reason  # Scrapy's own body and decompression limits (HAOWATCH_MAX_RESPONSE_SIZE)
     return None
+
+
+def _what(result: PageResult) -> str:
+    """What a page turned out to be, for a log line or an error column."""
+    match result:
+        case ArticlePage():
+            return f"page is article {result.docid}"
+        case AccountPage():
+            return f"page is account {result.tid or '(unknown)'}"
+        case NotFoundPage() | UnexpectedPage():
+            return result.reason
+        case _:
+            assert_never(result)
 
 
 def _failure_text(failure: Failure) -> str:

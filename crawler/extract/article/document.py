@@ -106,7 +106,7 @@ def has_class(el: etree._Element, token: str) -> bool:
     """True when ``el`` has class ``token``."""
     classes = el.get("class")
     # The substring test settles almost every call without splitting.
-    return bool(classes) and token in classes and token in classes.split()
+    return classes is not None and token in classes and token in classes.split()
 
 
 def find(root: etree._Element, tag: str | None = None, token: str | None = None) -> etree._Element | None:
