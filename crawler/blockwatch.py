@@ -55,7 +55,8 @@ class BlockSlowdownMiddleware:
 
     def _stats(self, key: str, value: float = 1) -> None:
         if self.crawler.stats is not None:
-            self.crawler.stats.inc_value(f"haowatch/{key}", value)
+            # Scrapy's stats hold any number; its annotation says int.
+            self.crawler.stats.inc_value(f"haowatch/{key}", value)  # type: ignore[arg-type]
 
     async def process_request(self, request: Request, spider: Any = None) -> None:
         host = _host(request.url)

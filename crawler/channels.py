@@ -19,11 +19,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import assert_never
 
 from crawler.extract.applist import parse_app_list
 from crawler.extract.blocks import classify_block
 from crawler.extract.listapi import parse_list_api
-from crawler.extract.types import AccountPage, ListedItem, NotFoundPage, PageResult, UnexpectedPage
+from crawler.extract.types import AccountPage, ArticlePage, ListedItem, NotFoundPage, PageResult, UnexpectedPage
 
 ACCOUNT, LISTAPI, APPLIST = "account", "listapi", "applist"
 PRIMARY = ACCOUNT
@@ -70,15 +71,24 @@ def interpret(channel: str, status: int, headers: Mapping[str, str], body: bytes
         return ChannelAnswer(channel, "not_found", error="HTTP 404", http_status=status, url=url)
     if status != 200:
         return ChannelAnswer(channel, "http_error", error=f"HTTP {status}", http_status=status, url=url)
-    if isinstance(result, AccountPage):
-        return ChannelAnswer(channel, "ok" if result.items else "empty", list(result.items),
-                             None if result.items else f"{CHANNEL_NAMES[channel]} listed no items",
-                             status, result.name, url)
-    if isinstance(result, NotFoundPage):
-        return ChannelAnswer(channel, "not_found", error=result.reason, http_status=status, url=url)
-    if isinstance(result, UnexpectedPage) and result.reason.startswith("blocked"):
-        return ChannelAnswer(channel, "blocked", error=result.reason, http_status=status, url=url)
-    reason = result.reason if isinstance(result, UnexpectedPage) else f"answered with a {getattr(result, 'kind', '?')}"
+    # Every kind of page is handled: an article where an account page was asked for is not understood.
+    match result:
+        case AccountPage():
+            return ChannelAnswer(channel, "ok" if result.items else "empty", list(result.items),
+                                 None if result.items else f"{CHANNEL_NAMES[channel]} listed no items",
+                                 status, result.name, url)
+        case NotFoundPage():
+            return ChannelAnswer(channel, "not_found", error=result.reason, http_status=status, url=url)
+        case UnexpectedPage() if result.reason.startswith("blocked"):
+            return ChannelAnswer(channel, "blocked", error=result.reason, http_status=status, url=url)
+        case UnexpectedPage():
+            reason = result.reason
+        case ArticlePage():
+            reason = f"answered with a {result.kind}"
+        case None:
+            reason = "answered with a ?"
+        case _:
+            assert_never(result)
     return ChannelAnswer(channel, "parse_failed", error=f"{CHANNEL_NAMES[channel]} not understood: {reason}",
                          http_status=status, url=url)
 
@@ -175,9 +185,10 @@ class SourceCheck:
             return Decision("ok", None, PRIMARY, items, primary.name or name, drift, self.cross_check)
         if working:
             used = working[0].channel
-            error = f"{CHANNEL_NAMES[PRIMARY]} {primary.status}: {primary.error or '-'}; using {CHANNEL_NAMES[used]}"
-            return Decision("degraded", error, used, list(union.values()), name, drift, self.cross_check)
+            why = f"{CHANNEL_NAMES[PRIMARY]} {primary.status}: {primary.error or '-'}; using {CHANNEL_NAMES[used]}"
+            return Decision("degraded", why, used, list(union.values()), name, drift, self.cross_check)
         asked = [a for a in self.answers.values() if a.status != "unavailable"]
+        error: str | None
         if any(a.status == "blocked" for a in asked) and all(a.status in ("blocked", "empty", "http_error")
                                                             for a in asked):
             status = "blocked"

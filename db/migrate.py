@@ -82,7 +82,7 @@ def upgrade(conn: psycopg.Connection[Any]) -> list[Migration]:
     return applied_now
 
 
-def ensure_partitions(conn: psycopg.Connection) -> int:
+def ensure_partitions(conn: psycopg.Connection[Any]) -> int:
     """Create this and the next two months' partitions of the time-partitioned tables (when the schema has them).
 
     Rows of a month without its partition land in a default partition and move into the month's

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
+from psycopg.rows import DictRow
 
 _ITEM_COLUMNS = (
     "a.docid, a.source_tid, coalesce(s.name, a.account_name) AS account, a.title, a.url, a.published_at,"
@@ -19,18 +20,18 @@ _DEGRADED = "s.last_status IN ('empty', 'parse_failed', 'degraded')"
 _FAILING = "(s.consecutive_failures > 0 OR s.last_status IN ('not_found', 'http_error', 'error', 'blocked'))"
 
 
-def ping(conn: psycopg.Connection) -> bool:
+def ping(conn: psycopg.Connection[DictRow]) -> bool:
     """True when the database answers a trivial query."""
     row = conn.execute("SELECT 1 AS one").fetchone()
     return row is not None and row["one"] == 1
 
 
-def limit_statement_time(conn: psycopg.Connection, seconds: float) -> None:
+def limit_statement_time(conn: psycopg.Connection[DictRow], seconds: float) -> None:
     """Make every later statement on this connection give up after ``seconds``."""
     conn.execute("SELECT set_config('statement_timeout', %s, false)", (f"{int(seconds * 1000)}ms",))
 
 
-def feed_articles(conn: psycopg.Connection, limit: int, source_tid: str | None = None) -> list[dict[str, Any]]:
+def feed_articles(conn: psycopg.Connection[DictRow], limit: int, source_tid: str | None = None) -> list[dict[str, Any]]:
     """Live articles with full text, newest first (by when haowatch first saw them)."""
     if source_tid:
         return conn.execute(
@@ -45,7 +46,7 @@ def feed_articles(conn: psycopg.Connection, limit: int, source_tid: str | None =
     ).fetchall()
 
 
-def has_search_function(conn: psycopg.Connection) -> bool:
+def has_search_function(conn: psycopg.Connection[DictRow]) -> bool:
     """Whether the full-text ``search_articles(query, lim)`` function exists in this database."""
     row = conn.execute(
         "SELECT count(*) AS n FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
@@ -54,7 +55,7 @@ def has_search_function(conn: psycopg.Connection) -> bool:
     return bool(row and row["n"])
 
 
-def search_feed_articles(conn: psycopg.Connection, query: str, limit: int) -> list[dict[str, Any]]:
+def search_feed_articles(conn: psycopg.Connection[DictRow], query: str, limit: int) -> list[dict[str, Any]]:
     """Articles matching ``query``: full-text ``search_articles`` when present, else a title match."""
     if has_search_function(conn):
         return conn.execute(
@@ -71,8 +72,8 @@ def search_feed_articles(conn: psycopg.Connection, query: str, limit: int) -> li
     ).fetchall()
 
 
-def change_events(conn: psycopg.Connection, limit: int, kinds: Sequence[str] = ("edited", "deleted", "restored"),
-                  ) -> list[dict[str, Any]]:
+def change_events(conn: psycopg.Connection[DictRow], limit: int,
+                  kinds: Sequence[str] = ("edited", "deleted", "restored")) -> list[dict[str, Any]]:
     """Recent edit / deletion events with their article's current facts, newest first."""
     return conn.execute(
         "SELECT e.id, e.kind, e.created_at, e.docid, e.source_tid, e.title, e.payload,"
@@ -83,7 +84,7 @@ def change_events(conn: psycopg.Connection, limit: int, kinds: Sequence[str] = (
     ).fetchall()
 
 
-def status_sources(conn: psycopg.Connection, limit: int) -> list[dict[str, Any]]:
+def status_sources(conn: psycopg.Connection[DictRow], limit: int) -> list[dict[str, Any]]:
     """Sources for the status page: failing first, then degraded, then the rest; with today's new articles."""
     return conn.execute(
         "SELECT s.tid, s.name, s.enabled, s.last_status, s.last_error, s.consecutive_failures,"
@@ -100,13 +101,13 @@ def status_sources(conn: psycopg.Connection, limit: int) -> list[dict[str, Any]]
     ).fetchall()
 
 
-def count_sources(conn: psycopg.Connection) -> int:
+def count_sources(conn: psycopg.Connection[DictRow]) -> int:
     """How many sources there are."""
     row = conn.execute("SELECT count(*) AS n FROM sources").fetchone()
     return int(row["n"]) if row else 0
 
 
-def checked_ok_since(conn: psycopg.Connection, tids: Sequence[str], since: datetime) -> int:
+def checked_ok_since(conn: psycopg.Connection[DictRow], tids: Sequence[str], since: datetime) -> int:
     """How many of ``tids`` were checked successfully at or after ``since``."""
     row = conn.execute(
         "SELECT count(*) AS n FROM sources WHERE tid = ANY(%s) AND last_success_at >= %s", (list(tids), since)
@@ -114,7 +115,7 @@ def checked_ok_since(conn: psycopg.Connection, tids: Sequence[str], since: datet
     return int(row["n"]) if row else 0
 
 
-def db_now(conn: psycopg.Connection) -> datetime:
+def db_now(conn: psycopg.Connection[DictRow]) -> datetime:
     """The database's clock (checks are stamped with it, so compare against it)."""
     row = conn.execute("SELECT now() AS now").fetchone()
     assert row is not None

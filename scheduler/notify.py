@@ -26,9 +26,8 @@ import apprise
 import psycopg
 from apprise.plugins.custom_json import NotifyJSON
 from loguru import logger
-from psycopg.rows import dict_row
+from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool
-from psycopg.rows import DictRow
 
 from db import events as events_db
 from db.connection import connect
@@ -220,7 +219,8 @@ class Dispatcher:
         self._threads: list[threading.Thread] = []
         # Destinations answer slowly (hundreds of ms is common): send several at a time.
         self._pool = ThreadPoolExecutor(max_workers=senders, thread_name_prefix="notify")
-        self._connections = ConnectionPool(database_url, min_size=1, max_size=senders, open=False,
+        self._connections: ConnectionPool[psycopg.Connection[DictRow]] = ConnectionPool(
+            database_url, min_size=1, max_size=senders, open=False,
                                            kwargs={"autocommit": True, "row_factory": dict_row,
                                                    "application_name": "haowatch-notify"})
         # Shared with the service's counters, so /metrics shows notify_delivered, notify_failed, notify_dead.
@@ -260,8 +260,7 @@ class Dispatcher:
         with self._connections.connection() as conn:
             self._deliver(conn, delivery)
 
-    def _deliver(self, conn: psycopg.Connection, delivery: events_db.Delivery) -> None:
-from psycopg.rows import DictRow
+    def _deliver(self, conn: psycopg.Connection[DictRow], delivery: events_db.Delivery) -> None:
         event = delivery.event
         try:
             message = build_message(conn, event, self.site_url)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg.rows import DictRow
 
 from db import sources as sources_db
 from db import status as status_db
@@ -159,7 +160,7 @@ def test_intervals_are_bounded_in_the_cli(db_url: str, interval: str) -> None:
     assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, out
 
 
-def test_intervals_are_bounded_in_the_schema(conn: psycopg.Connection) -> None:
+def test_intervals_are_bounded_in_the_schema(conn: psycopg.Connection[DictRow]) -> None:
     conn.execute("INSERT INTO sources (tid, interval) VALUES (%s, interval '366 days')", (TID,))
     for bad in ("367 days", "1000000000000 seconds", "0 seconds"):
         with pytest.raises(psycopg.errors.CheckViolation):

@@ -7,14 +7,16 @@ import json
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from psycopg.rows import DictRow
 
 from crawler.channels import parse_as
 from crawler.extract import to_dict
 from db.connection import connect
 from tests.helpers import run_cli
-from tests.standin import StandinSite
+from tests.standin import Behaviour, StandinSite
 
 TID = "T1536566896022"
 W_ID = "W8207225059024484717"
@@ -53,7 +55,7 @@ def crawl(site: StandinSite, db_url: str, expect: int = 0, **extra: str) -> subp
     return out
 
 
-def one(db_url: str, query: str, params: tuple = ()) -> dict:
+def one(db_url: str, query: str, params: tuple[Any, ...] = ()) -> DictRow:
     with connect(db_url) as conn:
         row = conn.execute(query, params).fetchone()
     assert row is not None
@@ -65,7 +67,7 @@ def stored(db_url: str) -> set[str]:
         return {r["docid"] for r in conn.execute("SELECT docid FROM articles")}
 
 
-def last_stats(db_url: str) -> dict:
+def last_stats(db_url: str) -> dict[str, Any]:
     return one(db_url, "SELECT stats FROM crawl_runs ORDER BY id DESC LIMIT 1")["stats"]
 
 
@@ -128,7 +130,7 @@ def test_blocked_everywhere_is_blocked_not_parse_failed(site: StandinSite, db_ur
     assert "blocked" in status.stdout and TID in status.stdout
 
 
-def run_json(site: StandinSite, db_url: str, *args: str) -> list[dict]:
+def run_json(site: StandinSite, db_url: str, *args: str) -> list[dict[str, Any]]:
     out = run_cli(*args, db_url=db_url, env=env(site))
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
@@ -213,7 +215,7 @@ def test_a_captured_page_exported_as_a_fixture_parses_the_same(site: StandinSite
         assert again["kind"] == "unexpected"
 
 
-def _cut_article(site: StandinSite):  # an article page whose HTML stops inside the body
+def _cut_article(site: StandinSite) -> Behaviour:  # an article page whose HTML stops inside the body
     from tests import standin
 
     return standin.cut_html()

@@ -22,7 +22,7 @@ from scrapy.http import HtmlResponse
 from scrapy.utils.test import get_crawler
 
 from crawler.ids import account_url, article_url
-from crawler.items import ArticleItem, FetchFailedItem, GoneItem, ListingItem, SourceCheckItem
+from crawler.items import ArticleItem, CapturedPageItem, FetchFailedItem, GoneItem, ListingItem, SourceCheckItem
 from crawler.pipelines import StorePipeline
 from crawler.settings import CrawlOptions, scrapy_settings
 from crawler.spiders.hao import PAGE_RETRIES, HaoSpider
@@ -61,7 +61,7 @@ PAGES: dict[str, tuple[int, bytes]] = {
     "account": (200, _account()),
     "not_found": (200, render_not_found_page().encode("utf-8")),
     "http_404": (404, b"<html><body>Not Found</body></html>"),
-    "unexpected": (200, (FIXTURES / "other" / "blocked_rate_limit" / "page.html").read_bytes()),
+    "unexpected": (200, (FIXTURES / "other" / "other_kind_channel" / "page.html").read_bytes()),
     "empty": (200, b""),
 }
 
@@ -103,10 +103,29 @@ def _response(request: Request, kind: str) -> HtmlResponse:
 
 
 def _run(outputs: AsyncIterator[Any]) -> list[Any]:
+    """What a callback yields, without the captured pages it keeps as evidence."""
     async def collect() -> list[Any]:
         return [out async for out in outputs]
 
-    return asyncio.run(collect())
+    return [out for out in asyncio.run(collect()) if not isinstance(out, CapturedPageItem)]
+
+
+def _answer_other_channels(spider: HaoSpider, outputs: list[Any]) -> list[Any]:
+    """Answer the fallback channels an account check asks (the app list, the list API) with 404s, so
+    the check finishes on what the account page itself said."""
+    done: list[Any] = []
+    pending = list(outputs)
+    while pending:
+        out = pending.pop(0)
+        if isinstance(out, Request) and out.callback == spider.channels.channel_answered:
+            pending += list(spider.channels.channel_answered(_response(out, "http_404")))
+        else:
+            done.append(out)
+    return done
+
+
+def _check_account(spider: HaoSpider, kind: str) -> list[Any]:
+    return _answer_other_channels(spider, _run(spider.parse_account(_response(_account_request(spider), kind))))
 
 
 def _save(store: StorePipeline, items: list[Any]) -> None:
@@ -133,7 +152,7 @@ def _stat(crawler: Crawler, key: str) -> int:
 
 
 def test_account_url_answering_with_its_account_page_lists_and_fetches(spider: HaoSpider, source: str) -> None:
-    out = _run(spider.parse_account(_response(_account_request(spider), "account")))
+    out = _check_account(spider, "account")
     listing = [o for o in out if isinstance(o, ListingItem)]
     checks = [o for o in out if isinstance(o, SourceCheckItem)]
     requests = [o for o in out if isinstance(o, Request)]
@@ -147,24 +166,27 @@ def test_account_url_answering_with_its_account_page_lists_and_fetches(spider: H
 @pytest.mark.parametrize(
     ("kind", "status", "error"),
     [
-        ("article", "parse_failed", f"page is article {DOCID}"),
-        ("wrong_docid", "parse_failed", f"page is article {OTHER_DOCID}"),
+        ("article", "parse_failed", "answered with a article"),
+        ("wrong_docid", "parse_failed", "answered with a article"),
         ("not_found", "not_found", ""),
         ("http_404", "not_found", "404"),
         ("unexpected", "parse_failed", "not understood"),
-        ("empty", "parse_failed", "empty page"),
+        ("empty", "blocked", "empty 200 answer"),
     ],
 )
 def test_account_url_answering_with_another_kind_of_page_fails_the_check(
     spider: HaoSpider, crawler: Crawler, store: StorePipeline, source: str, db_url: str,
     kind: str, status: str, error: str,
 ) -> None:
-    out = _run(spider.parse_account(_response(_account_request(spider), kind)))
-    assert len(out) == 1 and isinstance(out[0], SourceCheckItem), out
-    check = out[0]
+    out = _check_account(spider, kind)
+    checks = [o for o in out if isinstance(o, SourceCheckItem)]
+    assert len(checks) == 1, out
+    assert not [o for o in out if isinstance(o, ListingItem)], out
+    # Nothing new is fetched; only the article listed on an earlier check is still owed a fetch.
+    assert {o.meta["docid"] for o in out if isinstance(o, Request)} <= {DOCID}, out
+    check = checks[0]
     assert (check.tid, check.status, check.ok) == (TID, status, False)
     assert error in (check.error or "")
-    assert _stat(crawler, "source_errors") == 1
     # The failure is recorded: the source no longer looks fine and backs off as failing.
     _save(store, out)
     with connect(db_url) as conn:
@@ -176,9 +198,9 @@ def test_account_url_answering_with_another_kind_of_page_fails_the_check(
 def test_an_article_page_at_the_account_url_is_counted_as_unexpected(spider: HaoSpider, crawler: Crawler,
                                                                      source: str) -> None:
     """The reported crash: an account URL answering with an article page raised AttributeError."""
-    out = _run(spider.parse_account(_response(_account_request(spider), "article")))
-    assert [type(o) for o in out] == [SourceCheckItem]
-    assert _stat(crawler, "unexpected_pages") == 1
+    out = _check_account(spider, "article")
+    checks = [o for o in out if isinstance(o, SourceCheckItem)]
+    assert [(c.status, c.ok) for c in checks] == [("parse_failed", False)]
 
 
 # --- article URL ---------------------------------------------------------------------------------
@@ -203,7 +225,6 @@ def test_article_url_answering_not_found_marks_it_gone(spider: HaoSpider, source
         ("account", f"page is account {TID}"),
         ("wrong_docid", f"page is article {OTHER_DOCID}"),
         ("unexpected", ""),
-        ("empty", "empty page"),
     ],
 )
 def test_article_url_answering_with_another_page_is_retried_then_counted_as_a_failure(
@@ -227,6 +248,19 @@ def test_article_url_answering_with_another_page_is_retried_then_counted_as_a_fa
     with connect(db_url) as conn:
         row = one(conn, "SELECT fetch_failures, last_fetch_error FROM listed_items WHERE item_id = %s", (DOCID,))
     assert row["fetch_failures"] == 1 and reason in row["last_fetch_error"]
+
+
+def test_article_url_answering_with_an_empty_page_is_not_asked_again_at_once(
+    spider: HaoSpider, store: StorePipeline, source: str, db_url: str
+) -> None:
+    """An empty 200 answer looks like a block: asking again at once only deepens it."""
+    out = _run(spider.parse_article(_response(_article_request(spider), "empty")))
+    assert len(out) == 1 and isinstance(out[0], FetchFailedItem), out
+    assert out[0].docid == DOCID and out[0].error.startswith("blocked:")
+    _save(store, out)
+    with connect(db_url) as conn:
+        row = one(conn, "SELECT fetch_failures FROM listed_items WHERE item_id = %s", (DOCID,))
+    assert row["fetch_failures"] == 1
 
 
 def test_an_account_page_at_the_article_url_gives_up_after_max_failures(

@@ -50,6 +50,7 @@ class HaoSpider(scrapy.Spider):
     articles) and ``backfill`` (an account's history through the list API)."""
 
     name = "hao"
+    channels: ChannelRouter  # set in from_crawler
 
     def __init__(
         self,

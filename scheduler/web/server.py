@@ -25,6 +25,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import psycopg
 from loguru import logger
+from psycopg.rows import DictRow
 
 from crawler.ids import InvalidSourceId, parse_tid
 from db import events as events_db
@@ -106,7 +107,7 @@ class HealthServer:
 
     # --- data ----------------------------------------------------------------------------------
 
-    def _conn(self) -> psycopg.Connection:
+    def _conn(self) -> psycopg.Connection[DictRow]:
         conn = connect(self.database_url)
         web_db.limit_statement_time(conn, _QUERY_TIMEOUT_SECONDS)
         return conn
@@ -150,7 +151,7 @@ class HealthServer:
         feed_id = f"urn:haowatch:feed:{kind}" + (f":{tid}" if tid else "") + (f":{query}" if query else "")
         return feeds.FeedMeta(feed_id, title, "", base, about), [feeds.article_item(r) for r in rows]
 
-    def _change_item(self, conn: psycopg.Connection, row: Mapping[str, Any]) -> feeds.FeedItem:
+    def _change_item(self, conn: psycopg.Connection[DictRow], row: Mapping[str, Any]) -> feeds.FeedItem:
         when = row["created_at"]
         payload = row["payload"] or {}
         docid = row["docid"] or ""
@@ -169,7 +170,7 @@ class HealthServer:
                               tags=(row["kind"],) + ((row["source_tid"],) if row["source_tid"] else ()))
 
     @staticmethod
-    def _diff_html(conn: psycopg.Connection, docid: str, payload: Mapping[str, Any]) -> str:
+    def _diff_html(conn: psycopg.Connection[DictRow], docid: str, payload: Mapping[str, Any]) -> str:
         try:
             old = events_db.article_revision(conn, docid, int(payload.get("from_revision", 0)))
             new = events_db.article_revision(conn, docid, int(payload.get("to_revision", 0)))
