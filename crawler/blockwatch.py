@@ -22,6 +22,7 @@ from scrapy.crawler import Crawler
 from scrapy.http import Response
 
 from crawler.extract.blocks import classify_block
+from crawler.settings import crawl_options
 
 FIRST_STEP = 1.0  # seconds of spacing after the first block
 RECOVERY = 0.67  # factor per unblocked answer
@@ -45,7 +46,7 @@ class BlockSlowdownMiddleware:
 
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
-        self.maximum = crawler.settings.getfloat("HAOWATCH_BLOCK_SLOWDOWN_MAX", 120.0)
+        self.maximum = crawl_options(crawler.settings).block_slowdown_max
         self.spacing: dict[str, float] = {}
         self.next_at: dict[str, float] = {}
 
@@ -103,8 +104,9 @@ class ProxyRotationMiddleware:
     when ``HAOWATCH_IMPERSONATE`` is on."""
 
     def __init__(self, crawler: Crawler) -> None:
-        self.proxies: list[str] = [str(p) for p in crawler.settings.getlist("HAOWATCH_PROXIES")]
-        self.browser: str | None = crawler.settings.get("HAOWATCH_IMPERSONATE") or None
+        options = crawl_options(crawler.settings)
+        self.proxies: list[str] = list(options.proxies)
+        self.browser: str | None = options.impersonate or None
         self._next = itertools.count()
 
     @classmethod

@@ -19,6 +19,7 @@ from scrapy.utils.response import response_status_message
 from twisted.web import _newclient
 
 from crawler.offsite import AllowedHosts, OffsiteResponse, RedirectLoop, TooLarge
+from crawler.settings import crawl_options
 
 _REDIRECT_CODES = (301, 302, 303, 307, 308)
 
@@ -144,14 +145,11 @@ class OffsiteMiddleware:
     """
 
     def __init__(self, crawler: Crawler) -> None:
-        settings = crawler.settings
+        options = crawl_options(crawler.settings)
         self.crawler = crawler
-        self.allowed = AllowedHosts(
-            [settings.get("HAOWATCH_SITE_URL"), settings.get("HAOWATCH_LIST_API_URL"),
-             settings.get("HAOWATCH_APP_API_URL")],
-            settings.getlist("HAOWATCH_ALLOWED_HOSTS"),
-        )
-        limit_response_headers(settings.getint("HAOWATCH_MAX_HEADER_SIZE", 64 * 1024))
+        self.allowed = AllowedHosts([options.site_url, options.list_api_url, options.app_api_url],
+                                    list(options.allowed_hosts))
+        limit_response_headers(options.max_header_bytes)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> OffsiteMiddleware:
