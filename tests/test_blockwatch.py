@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 import urllib.error
 import urllib.request
@@ -56,7 +57,7 @@ def test_blocks_slow_the_whole_host_and_recover_gradually() -> None:
     for _ in range(14):
         middleware.process_response(other_source, _response(other_source.url))
         recovering.append(middleware.spacing["www.163.com"])
-    assert all(a > b for a, b in zip(recovering[:-1], recovering[1:], strict=False) if a > 0)
+    assert all(a > b for a, b in itertools.pairwise(recovering) if a > 0)
     assert recovering[0] > 5 and recovering[-1] == 0.0  # gradual, then over
 
 
