@@ -210,6 +210,13 @@ class HaoSpider(scrapy.Spider):
                 yield ArticleItem(page=result, source_tid=tid, fetched_at=_now(), fetched_url=response.url)
             case NotFoundPage():
                 yield self._gone(docid, tid, meta)
+            case UnexpectedPage() if result.reason.startswith("blocked"):
+                # Asking again at once only deepens a block: the article stays pending for the next check.
+                self._stat("blocked_pages")
+                self._stat("errors")
+                logger.warning("article {} blocked: {}; retried on a later check", docid, result.reason)
+                yield capture_item(response, "blocked", "article", result.reason, tid)
+                yield FetchFailedItem(docid, result.reason)
             case ArticlePage() | AccountPage() | UnexpectedPage():
                 for out in self._unexpected_article_page(response, docid, tid, _what(result)):
                     yield out
