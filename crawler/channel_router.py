@@ -184,6 +184,10 @@ class ChannelRouter:
     def _finish(self, check: SourceCheck) -> Iterator[Any]:
         decision = check.decide()
         tid = check.tid
+        if decision.items:
+            # First, so the listing is stored before any article request of this check can fail.
+            page = AccountPage(tid=tid, name=decision.name, items=decision.items)
+            yield ListingItem(source_tid=tid, page=page, fetched_at=_now())
         outcomes = [
             ChannelOutcome(a.channel, a.status, a.error, a.http_status, len(a.items),
                            len(decision.drift.get(a.channel, [])))
@@ -207,9 +211,6 @@ class ChannelRouter:
             logger.warning("source {} cross-check: {} item(s) one channel listed and another missed ({})", tid,
                            len(missed), ", ".join(f"{CHANNEL_NAMES[c]} missed {len(v)}"
                                                   for c, v in sorted(decision.drift.items())))
-        if decision.items:
-            page = AccountPage(tid=tid, name=decision.name, items=decision.items)
-            yield ListingItem(source_tid=tid, page=page, fetched_at=_now())
         if decision.status == "empty":
             logger.warning("source {} lists NOTHING on any channel: markup changed or account emptied?", tid)
         if not decision.ok:

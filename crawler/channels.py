@@ -151,8 +151,10 @@ class SourceCheck:
             return [PRIMARY]
         if primary.works and not self.cross_check:
             return []
-        if primary.status == "empty" and not self.has_history and not self.cross_check:
-            return []  # never listed anything: not *suddenly* empty, nothing to fall back for
+        if primary.status in ("empty", "not_found") and not self.has_history and not self.cross_check:
+            # Never listed anything: not *suddenly* empty or gone (a site-wide URL change would be), so
+            # there is nothing to fall back for.
+            return []
         wanted = [c for c in FALLBACKS if c not in self.answers]
         for channel in wanted:
             if not self.available(channel):
