@@ -25,7 +25,8 @@ from tests.standin import StandinSite
 TID = "T1536566896022"
 
 
-def _response(url: str, status: int = 200, body: bytes = b"<html><body><p>" + b"x" * 200 + b"</p></body></html>"):
+def _response(url: str, status: int = 200,
+              body: bytes = b"<html><body><p>" + b"x" * 200 + b"</p></body></html>") -> HtmlResponse:
     return HtmlResponse(url, status=status, body=body, headers={"Content-Type": "text/html; charset=utf-8"})
 
 
