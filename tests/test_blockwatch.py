@@ -18,6 +18,7 @@ from scrapy.http import HtmlResponse
 from scrapy.utils.test import get_crawler
 
 from crawler.blockwatch import FIRST_STEP, BlockSlowdownMiddleware, ProxyRotationMiddleware
+from crawler.settings import OPTIONS_KEY, CrawlOptions
 from db.connection import connect
 from tests.helpers import run_cli
 from tests.standin import StandinSite
@@ -31,7 +32,7 @@ def _response(url: str, status: int = 200,
 
 
 def test_blocks_slow_the_whole_host_and_recover_gradually() -> None:
-    middleware = BlockSlowdownMiddleware(get_crawler(settings_dict={"HAOWATCH_BLOCK_SLOWDOWN_MAX": 8.0}))
+    middleware = BlockSlowdownMiddleware(get_crawler(settings_dict={OPTIONS_KEY: CrawlOptions(block_slowdown_max=8.0)}))
     account = Request("https://www.163.com/dy/media/T1536566896022.html")
     other_source = Request("https://www.163.com/dy/article/K00000010514R9KQ.html")
     elsewhere = Request("https://dy.163.com/v2/article/list.do?pageNo=1")
@@ -63,7 +64,7 @@ def test_blocks_slow_the_whole_host_and_recover_gradually() -> None:
 
 
 def test_a_captcha_page_counts_as_a_block_in_the_middleware() -> None:
-    middleware = BlockSlowdownMiddleware(get_crawler(settings_dict={"HAOWATCH_BLOCK_SLOWDOWN_MAX": 8.0}))
+    middleware = BlockSlowdownMiddleware(get_crawler(settings_dict={OPTIONS_KEY: CrawlOptions(block_slowdown_max=8.0)}))
     request = Request("https://www.163.com/dy/media/T1536566896022.html")
     captcha = "<html><body><p>访问过于频繁，请稍后再试</p></body></html>".encode()
     middleware.process_response(request, _response(request.url, 200, captcha))
@@ -71,7 +72,8 @@ def test_a_captcha_page_counts_as_a_block_in_the_middleware() -> None:
 
 
 def test_proxies_rotate_each_in_its_own_download_slot() -> None:
-    crawler = get_crawler(settings_dict={"HAOWATCH_PROXIES": ["http://127.0.0.1:1", "http://u:p@127.0.0.1:2"]})
+    crawler = get_crawler(settings_dict={
+        OPTIONS_KEY: CrawlOptions(proxies=("http://127.0.0.1:1", "http://u:p@127.0.0.1:2"))})
     middleware = ProxyRotationMiddleware(crawler)
     requests = [Request(f"https://www.163.com/dy/article/K{n:07d}0514R9KQ.html") for n in range(4)]
     for request in requests:
