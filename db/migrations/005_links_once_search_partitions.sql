@@ -28,6 +28,9 @@ BEGIN
             -- Rows that landed in the default partition for this month move into the new one first
             -- (moved, never dropped), or attaching would fail.
             EXECUTE format('CREATE TABLE %I (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', part, parent);
+            -- Owned like its parent, whichever role happens to create it.
+            EXECUTE format('ALTER TABLE %I OWNER TO %I', part,
+                           (SELECT pg_get_userbyid(c.relowner) FROM pg_class c WHERE c.oid = parent));
             EXECUTE format('WITH moved AS (DELETE FROM %I WHERE %I >= %L AND %I < %L RETURNING *)'
                            ' INSERT INTO %I SELECT * FROM moved',
                            relname || '_default', keycol, month, keycol, month + interval '1 month', part);
@@ -295,18 +298,23 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT AS $$
     SELECT lower(normalize(doc, NFKC))
 $$;
 
+-- Functions that call other haowatch functions keep the schema's search path: index maintenance
+-- (VACUUM, ANALYZE, CREATE INDEX on PostgreSQL 17) runs them with only pg_catalog on the path.
+
 -- Separators (each run of them becomes one space): ASCII whitespace and punctuation, Latin-1
 -- punctuation, general punctuation (“”…—), CJK punctuation (、。《》「」), CJK compatibility forms and
 -- full-width punctuation left after NFKC.
 CREATE FUNCTION haowatch_search_chars(doc text) RETURNS text[]
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path FROM CURRENT AS $$
     SELECT string_to_array(regexp_replace(haowatch_search_normalize(coalesce(doc, '')),
         '[\s!-/:-@\[-`{-~\u0080-\u00bf\u00d7\u00f7\u2000-\u206f\u2e00-\u2e7f\u3000-\u303f\ufe10-\ufe1f\ufe30-\ufe6f\uff01-\uff0f\uff1a-\uff20\uff3b-\uff40\uff5b-\uff65\ufff0-\uffff]+', ' ', 'g'), NULL)
 $$;
 
 -- Arrays are walked with unnest: element access by subscript is linear in text arrays.
 CREATE FUNCTION haowatch_search_terms(doc text) RETURNS text[]
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path FROM CURRENT AS $$
     SELECT ARRAY(SELECT CASE WHEN u.b IS NULL OR u.b = ' ' THEN u.a ELSE u.a || u.b END
                  FROM unnest(x.c, x.c[2:]) AS u(a, b) WHERE u.a <> ' ')
     FROM (SELECT haowatch_search_chars(doc) AS c) AS x
@@ -315,12 +323,14 @@ COMMENT ON FUNCTION haowatch_search_terms IS
     'search terms of a text: each pair of neighbouring characters of its runs, and each run''s last character';
 
 CREATE FUNCTION haowatch_search_vector(title text, body text) RETURNS tsvector
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path FROM CURRENT AS $$
     SELECT array_to_tsvector(haowatch_search_terms(coalesce(title, '') || E'\n' || coalesce(body, '')))
 $$;
 
 CREATE FUNCTION haowatch_search_query(query text) RETURNS tsquery
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path FROM CURRENT AS $$
     SELECT CASE WHEN count(*) = 0 THEN NULL ELSE string_agg(term, ' & ')::tsquery END
     FROM (SELECT DISTINCT '''' || replace(replace(CASE WHEN s.single THEN u.a ELSE u.a || u.b END, '\', '\\'),
                                           '''', '\''') || '''' || CASE WHEN s.single THEN ':*' ELSE '' END AS term
