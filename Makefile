@@ -58,6 +58,7 @@ bench: $(call stamp,$(BENCH_EXTRAS))
 	$(BIN)/python benchmarks/bench_extract.py
 	$(BIN)/python benchmarks/bench_crawl.py
 	$(BIN)/python benchmarks/bench_service.py
+	$(BIN)/python benchmarks/bench_outputs.py
 
 # Both README commands from a scratch clone on a simulated machine without PostgreSQL (needs root).
 fresh-check:
