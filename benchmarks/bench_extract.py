@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib
 import json
 import statistics
 import sys
@@ -93,7 +94,7 @@ def main() -> None:
     cases = _cases()
     trafilatura: Any = None
     try:
-        import trafilatura
+        trafilatura = importlib.import_module("trafilatura")
     except ImportError:
         print("trafilatura is not installed (pip install trafilatura): only haowatch is measured.\n")
 
