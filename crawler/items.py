@@ -45,6 +45,9 @@ class FetchFailedItem:
 
     docid: str
     error: str
+    # The listing account: with it the failure is counted even when this item is stored before the
+    # listing that named the article (items are stored concurrently).
+    source_tid: str | None = None
 
 
 @dataclass(slots=True)

@@ -16,7 +16,7 @@ from scrapy.exceptions import DropItem
 
 from crawler.extract import content_hash
 from crawler.extract.types import AccountPage, ArticlePage
-from crawler.ids import DOCID_RE, TID_RE
+from crawler.ids import DOCID_RE, TID_RE, canonical_article_url
 from crawler.items import (
     ArticleItem,
     CapturedPageItem,
@@ -228,7 +228,8 @@ class StorePipeline(_StatsMixin):
             self._stat("listed_new_items", articles_db.record_listing(conn, item.source_tid,
                                                                       listed_records(item.page), item.fetched_at))
         elif isinstance(item, FetchFailedItem):
-            articles_db.record_fetch_failure(conn, item.docid, item.error)
+            listed_by = (item.source_tid, canonical_article_url(item.docid)) if item.source_tid else None
+            articles_db.record_fetch_failure(conn, item.docid, item.error, listed_by=listed_by)
         elif isinstance(item, ChannelReportItem):
             channels_db.record_channels(conn, item.tid, item.outcomes, active_channel=item.active_channel,
                                         cross_checked=item.cross_checked)

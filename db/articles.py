@@ -344,11 +344,27 @@ def unfetched_docids(conn: Connection[DictRow], tid: str, listed: Sequence[str],
     return [r["docid"] for r in rows]
 
 
-def record_fetch_failure(conn: Connection[DictRow], docid: str, error: str) -> None:
-    """Count a failed fetch of a listed article (it is retried on later checks)."""
+def record_fetch_failure(conn: Connection[DictRow], docid: str, error: str, *,
+                         listed_by: tuple[str, str] | None = None) -> None:
+    """Count a failed fetch of a listed article (it is retried on later checks).
+
+    With ``listed_by`` (the listing account's T-id and the article's URL) the count holds even if
+    the listing that named the article is not stored yet: items are stored concurrently, so a quick
+    failure can overtake its listing. The row is created here and the listing, when it lands, keeps
+    the count.
+    """
+    if listed_by is None:
+        conn.execute(
+            "UPDATE listed_items SET fetch_failures = fetch_failures + 1, last_fetch_error = %s WHERE item_id = %s",
+            (error[:500], docid),
+        )
+        return
     conn.execute(
-        "UPDATE listed_items SET fetch_failures = fetch_failures + 1, last_fetch_error = %s WHERE item_id = %s",
-        (error[:500], docid),
+        "INSERT INTO listed_items (item_id, item_type, source_tid, url, fetch_failures, last_fetch_error)"
+        " VALUES (%s, 'article', %s, %s, 1, %s)"
+        " ON CONFLICT (item_id) DO UPDATE SET fetch_failures = listed_items.fetch_failures + 1,"
+        " last_fetch_error = excluded.last_fetch_error",
+        (docid, *listed_by, error[:500]),
     )
 
 

@@ -202,7 +202,7 @@ class HaoSpider(scrapy.Spider):
             self._stat("errors")
             logger.warning("article {} blocked: {}; retried on a later check", docid, block.reason)
             yield capture_item(response, "blocked", "article", block.reason, tid)
-            yield FetchFailedItem(docid, f"blocked: {block.reason}")
+            yield FetchFailedItem(docid, f"blocked: {block.reason}", tid)
             return
         result = await self.parser.parse(response.body, response.url, _content_type(response))
         match result:
@@ -216,7 +216,7 @@ class HaoSpider(scrapy.Spider):
                 self._stat("errors")
                 logger.warning("article {} blocked: {}; retried on a later check", docid, result.reason)
                 yield capture_item(response, "blocked", "article", result.reason, tid)
-                yield FetchFailedItem(docid, result.reason)
+                yield FetchFailedItem(docid, result.reason, tid)
             case ArticlePage() | AccountPage() | UnexpectedPage():
                 for out in self._unexpected_article_page(response, docid, tid, _what(result)):
                     yield out
@@ -237,7 +237,7 @@ class HaoSpider(scrapy.Spider):
             self._stat("errors")
             logger.warning("article {}: giving up for now ({}); retried on a later check", docid, reason)
             yield capture_item(response, "unexpected", "article", reason, tid)
-            yield FetchFailedItem(docid, f"unexpected page: {reason}")
+            yield FetchFailedItem(docid, f"unexpected page: {reason}", tid)
 
     def _gone(self, docid: str, tid: str | None, meta: dict[str, Any]) -> GoneItem:
         return GoneItem(docid=docid, url=canonical_article_url(docid), source_tid=tid,
@@ -249,7 +249,7 @@ class HaoSpider(scrapy.Spider):
         self._stat("errors")
         error = _failure_text(failure)
         logger.warning("article {} not fetched: {}; retried on a later check", request.meta["docid"], error)
-        yield FetchFailedItem(request.meta["docid"], error)
+        yield FetchFailedItem(request.meta["docid"], error, request.meta.get("tid"))
 
 
 def _refusal(value: BaseException | None) -> str | None:
