@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 from typing import Literal
@@ -176,23 +177,32 @@ def _segments_text(segments: tuple[Segment, ...]) -> str:
     return "".join(marks[s.op].format(s.text) for s in segments)
 
 
+def _shown(diff: ArticleDiff, context: int) -> Iterator[Block | None]:
+    """The blocks to show: each change with ``context`` unchanged blocks around it; None marks a gap."""
+    changed = [i for i, b in enumerate(diff.blocks) if b.op != "equal"]
+    keep = {j for i in changed for j in range(i - context, i + context + 1)}
+    skipped = False
+    shown = diff.old_title != diff.new_title  # the title line comes first when it changed
+    for i, b in enumerate(diff.blocks):
+        if i not in keep:
+            skipped = True
+            continue
+        if skipped and shown:
+            yield None
+        skipped, shown = False, True
+        yield b
+
+
 def render_text(diff: ArticleDiff, context: int = 1) -> str:
     """Plain text: ``-``/``+`` lines for removed/added paragraphs, ``~`` for edited ones with
     ``[-removed-]{+added+}`` marks inside; ``context`` unchanged paragraphs around each change."""
     lines: list[str] = []
     if diff.old_title != diff.new_title:
         lines.append(f"title: {_segments_text(diff.title_segments)}")
-    changed = [i for i, b in enumerate(diff.blocks) if b.op != "equal"]
-    keep = {j for i in changed for j in range(i - context, i + context + 1)}
-    skipped = False
-    for i, b in enumerate(diff.blocks):
-        if i not in keep:
-            skipped = True
-            continue
-        if skipped and lines:
+    for b in _shown(diff, context):
+        if b is None:
             lines.append("  …")
-        skipped = False
-        if b.op == "equal":
+        elif b.op == "equal":
             lines.append(f"  {b.old}")
         elif b.op == "delete":
             lines.append(f"- {b.old}")
@@ -219,17 +229,10 @@ def render_html(diff: ArticleDiff, context: int = 1) -> str:
     parts: list[str] = []
     if diff.old_title != diff.new_title:
         parts.append(f'<p class="diff-title">标题 title: {_segments_html(diff.title_segments)}</p>')
-    changed = [i for i, b in enumerate(diff.blocks) if b.op != "equal"]
-    keep = {j for i in changed for j in range(i - context, i + context + 1)}
-    skipped = False
-    for i, b in enumerate(diff.blocks):
-        if i not in keep:
-            skipped = True
-            continue
-        if skipped and parts:
+    for b in _shown(diff, context):
+        if b is None:
             parts.append('<p class="diff-gap">…</p>')
-        skipped = False
-        if b.op == "equal":
+        elif b.op == "equal":
             parts.append(f'<p class="diff-same">{html.escape(b.old)}</p>')
         elif b.op == "delete":
             parts.append(f'<p class="diff-del"><del>{html.escape(b.old)}</del></p>')
