@@ -407,13 +407,15 @@ def store_old(conn: psycopg.Connection[DictRow], f: Fetch, content_hash: str) ->
 def scale_up(conn: psycopg.Connection[DictRow], target: int, with_search: bool) -> None:
     """Copy stored articles and their link sightings under new ids and later times up to ``target`` articles."""
     have = one(conn, "SELECT count(*) AS n FROM articles")["n"]
+    # Only the stored articles (docids starting with 0) are copied, once per round.
+    base = one(conn, "SELECT count(*) AS n FROM articles WHERE docid ~ '^0'")["n"]
     span = one(conn, "SELECT max(first_seen_at) - min(first_seen_at) AS s FROM articles")["s"]
     if not with_search:
         conn.execute("DROP INDEX IF EXISTS articles_search_idx")  # bench database only
-    rounds = 0
+    rounds = one(conn, "SELECT count(DISTINCT left(docid, 1)) - 1 AS n FROM articles")["n"]  # copies made before
     while have < target:
         rounds += 1
-        batch = min(have, target - have)
+        batch = min(base, target - have)
         shift = span * rounds
         # The site-wide lists seen at the shifted times are new lists (their module marked with the round).
         t = time.perf_counter()
@@ -444,6 +446,9 @@ def scale_up(conn: psycopg.Connection[DictRow], target: int, with_search: bool) 
                 " JOIN art_map m ON m.old = s.docid LEFT JOIN list_map lm ON lm.old_id = s.list_id", (shift,))
         have += batch
         print(f"  scaled to {have} articles ({time.perf_counter() - t:.0f} s)", flush=True)
+    t = time.perf_counter()
+    conn.execute("SELECT haowatch_rebuild_trending()")  # the copied lists and sightings, as stores keep them
+    print(f"  trending tables rebuilt ({time.perf_counter() - t:.0f} s)", flush=True)
     conn.execute("VACUUM ANALYZE")
 
 

@@ -165,7 +165,9 @@ def _store_links(conn: Connection[DictRow], docid: str, links: Sequence[LinkReco
     for entries in lists.values():
         entries.sort()
     list_ids = _list_ids(conn, lists, seen_at)
-    _record_sightings(conn, docid, list_ids, seen_at)
+    trending = _record_sightings(conn, docid, list_ids, seen_at)
+    if trending:
+        _record_trending(conn, docid, trending, seen_at)
 
 
 _UPSERT_TARGETS = (
@@ -232,24 +234,106 @@ def _list_ids(conn: Connection[DictRow], lists: dict[tuple[str, str | None], lis
 
 
 def _record_sightings(conn: Connection[DictRow], docid: str, lists: Sequence[tuple[int, bool]],
-                      seen_at: datetime) -> None:
+                      seen_at: datetime) -> list[tuple[int, bool, bool]]:
+    """Insert the sightings and bump the lists' counters; return the 热点推荐 lists newly sighted.
+
+    Each returned entry is (list id, inserted by this store, first time this article showed it).
+    """
     # A sighting already recorded at this time (the same fetch stored twice) changes nothing. Lists
     # inserted by this store already count it; the others' rows are locked in id order, so
     # concurrent stores sharing the same site-wide lists never deadlock.
-    conn.execute(
+    rows = conn.execute(
         "WITH s AS MATERIALIZED ("
         "  SELECT l.id, l.fresh, NOT EXISTS (SELECT 1 FROM link_sightings x WHERE x.docid = %(docid)s"
         "  AND x.list_id = l.id) AS new_page FROM unnest(%(ids)s::bigint[], %(fresh)s::boolean[]) AS l(id, fresh)),"
         " ins AS (INSERT INTO link_sightings (docid, list_id, seen_at) SELECT %(docid)s, id, %(seen)s FROM s"
         "  ON CONFLICT DO NOTHING RETURNING list_id),"
         " locked AS MATERIALIZED (SELECT l.id FROM link_lists l WHERE l.id IN (SELECT list_id FROM ins)"
-        "  AND l.id IN (SELECT id FROM s WHERE NOT fresh) ORDER BY l.id FOR UPDATE)"
-        " UPDATE link_lists l SET times_seen = l.times_seen + 1, pages = l.pages + s.new_page::int,"
-        " first_seen_at = least(l.first_seen_at, %(seen)s), last_seen_at = greatest(l.last_seen_at, %(seen)s)"
-        " FROM locked JOIN s ON s.id = locked.id WHERE l.id = locked.id",
+        "  AND l.id IN (SELECT id FROM s WHERE NOT fresh) ORDER BY l.id FOR UPDATE),"
+        " bumped AS (UPDATE link_lists l SET times_seen = l.times_seen + 1, pages = l.pages + s.new_page::int,"
+        "  first_seen_at = least(l.first_seen_at, %(seen)s), last_seen_at = greatest(l.last_seen_at, %(seen)s)"
+        "  FROM locked JOIN s ON s.id = locked.id WHERE l.id = locked.id RETURNING l.id)"
+        " SELECT s.id, s.fresh, s.new_page FROM s JOIN ins ON ins.list_id = s.id"
+        " JOIN link_lists l ON l.id = s.id WHERE l.block = 'trending' ORDER BY s.id",
         {"docid": docid, "ids": [list_id for list_id, _ in lists], "fresh": [fresh for _, fresh in lists],
          "seen": seen_at},
-    )
+    ).fetchall()
+    return [(row["id"], bool(row["fresh"]), bool(row["new_page"])) for row in rows]
+
+
+# A 热点推荐 list stored for the first time comes last in the order of lists: each of its links either
+# continues its span ending at the previous list or starts a new one. Span rows are locked in URL
+# order, as every store does, so stores never deadlock on them.
+_APPEND_TRENDING_LIST = (
+    "WITH o AS (INSERT INTO trending_list_order (list_id, seq)"
+    "  SELECT %(list)s, coalesce(max(seq), 0) + 1 FROM trending_list_order RETURNING seq),"
+    " e AS MATERIALIZED (SELECT t.url, t.docid, t.title, t.source_name, x.position, o.seq, l.first_seen_at,"
+    "  l.last_seen_at, l.pages, l.times_seen FROM link_lists l CROSS JOIN o"
+    "  CROSS JOIN LATERAL unnest(l.target_ids, l.positions) AS x(target_id, position)"
+    "  JOIN link_targets t ON t.id = x.target_id WHERE l.id = %(list)s),"
+    " lk AS MATERIALIZED (SELECT p.id FROM trending_spans p JOIN e ON p.target_url = e.url"
+    "  AND p.last_seq = e.seq - 1 ORDER BY p.target_url FOR UPDATE OF p),"
+    " ext AS (UPDATE trending_spans p SET last_seq = e.seq, lists = p.lists + 1,"
+    "  positions = ARRAY(SELECT DISTINCT u FROM unnest(p.positions || e.position) AS u ORDER BY u),"
+    "  best_position = least(p.best_position, e.position), target_docid = e.docid, title = e.title,"
+    "  source_name = e.source_name, started_at = least(p.started_at, e.first_seen_at),"
+    "  ended_at = greatest(p.ended_at, e.last_seen_at), pages = p.pages + e.pages,"
+    "  times_seen = p.times_seen + e.times_seen"
+    "  FROM e WHERE p.id IN (SELECT id FROM lk) AND p.target_url = e.url RETURNING p.target_url)"
+    " INSERT INTO trending_spans (target_url, first_seq, last_seq, target_docid, title, source_name, started_at,"
+    "  ended_at, positions, best_position, lists, pages, times_seen)"
+    " SELECT e.url, e.seq, e.seq, e.docid, e.title, e.source_name, e.first_seen_at, e.last_seen_at,"
+    "  ARRAY[e.position], e.position, 1, e.pages, e.times_seen FROM e"
+    " WHERE e.url NOT IN (SELECT target_url FROM ext)"
+)
+
+# A list seen again: the spans it belongs to count the sighting (as its own counters did).
+_SIGHT_TRENDING_LIST = (
+    "WITH e AS MATERIALIZED (SELECT t.url, o.seq FROM link_lists l"
+    "  JOIN trending_list_order o ON o.list_id = l.id"
+    "  CROSS JOIN LATERAL unnest(l.target_ids) AS x(target_id) JOIN link_targets t ON t.id = x.target_id"
+    "  WHERE l.id = %(list)s),"
+    " lk AS MATERIALIZED (SELECT p.id FROM trending_spans p JOIN e ON p.target_url = e.url"
+    "  AND p.first_seq <= e.seq AND p.last_seq >= e.seq ORDER BY p.target_url FOR UPDATE OF p)"
+    " UPDATE trending_spans p SET times_seen = p.times_seen + 1, pages = p.pages + %(new_page)s::int,"
+    "  started_at = least(p.started_at, %(seen)s), ended_at = greatest(p.ended_at, %(seen)s)"
+    " WHERE p.id IN (SELECT id FROM lk)"
+)
+
+# Per link: on how many articles (a link this article showed in 热点推荐 before counts once), how
+# often, first and last seen.
+_COUNT_TRENDING_TARGETS = (
+    "WITH cur AS (SELECT t.url, max(t.docid) AS docid, max(t.title) AS title, max(t.source_name) AS source_name,"
+    "  count(*) AS n FROM link_lists l CROSS JOIN LATERAL unnest(l.target_ids) AS x(target_id)"
+    "  JOIN link_targets t ON t.id = x.target_id WHERE l.id = ANY(%(ids)s) GROUP BY t.url),"
+    " prior AS (SELECT DISTINCT t.url FROM link_sightings s"
+    "  JOIN link_lists l ON l.id = s.list_id AND l.block = 'trending'"
+    "  CROSS JOIN LATERAL unnest(l.target_ids) AS x(target_id) JOIN link_targets t ON t.id = x.target_id"
+    "  WHERE s.docid = %(docid)s AND NOT (s.list_id = ANY(%(ids)s) AND s.seen_at = %(seen)s))"
+    " INSERT INTO trending_targets AS g (target_url, target_docid, title, source_name, shown_on_articles,"
+    "  times_seen, first_seen_at, last_seen_at)"
+    " SELECT c.url, c.docid, c.title, c.source_name, (c.url NOT IN (SELECT url FROM prior))::int, c.n,"
+    "  %(seen)s, %(seen)s FROM cur c ORDER BY c.url"
+    " ON CONFLICT (target_url) DO UPDATE SET target_docid = greatest(g.target_docid, excluded.target_docid),"
+    "  title = greatest(g.title, excluded.title), source_name = greatest(g.source_name, excluded.source_name),"
+    "  shown_on_articles = g.shown_on_articles + excluded.shown_on_articles,"
+    "  times_seen = g.times_seen + excluded.times_seen, first_seen_at = least(g.first_seen_at, excluded.first_seen_at),"
+    "  last_seen_at = greatest(g.last_seen_at, excluded.last_seen_at)"
+)
+
+
+def _record_trending(conn: Connection[DictRow], docid: str, sighted: Sequence[tuple[int, bool, bool]],
+                     seen_at: datetime) -> None:
+    """Keep trending_spans and trending_targets (read by trending_history and trending_links) current."""
+    for list_id, fresh, new_page in sighted:
+        if fresh:
+            # Lists are numbered one at a time; another store's new list waits for this commit.
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext('haowatch_trending_order'))")
+            conn.execute(_APPEND_TRENDING_LIST, {"list": list_id})
+        else:
+            conn.execute(_SIGHT_TRENDING_LIST, {"list": list_id, "new_page": new_page, "seen": seen_at})
+    conn.execute(_COUNT_TRENDING_TARGETS,
+                 {"ids": [list_id for list_id, _, _ in sighted], "docid": docid, "seen": seen_at})
 
 
 def _unique_links(links: Sequence[LinkRecord]) -> list[LinkRecord]:

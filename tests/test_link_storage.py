@@ -308,3 +308,51 @@ def test_concurrent_stores_sharing_lists_neither_deadlock_nor_lose_counts(db_url
         rows = c.execute("SELECT block, module, times_seen, pages FROM link_lists ORDER BY block, module").fetchall()
         assert [(r["block"], r["times_seen"], r["pages"]) for r in rows] == [
             ("side", 60, 60), ("side", 60, 60), ("trending", 60, 60)]
+
+
+TRENDING_DUMPS = [
+    "SELECT * FROM trending_links",
+    "SELECT * FROM trending_history",
+    "SELECT * FROM trending_now",
+]
+
+
+def test_kept_trending_tables_equal_a_rebuild_from_the_lists(conn: Connection[DictRow]) -> None:
+    # Stores in time order, a cached older list seen again, a link leaving and coming back, the same
+    # fetch stored twice, revisits: what the store path kept equals recomputing from the sightings.
+    for n, at, links in fetches():
+        store_article(conn, page(n, links), source_tid="T1536566896022", content_hash="h", fetched_at=at)
+    back = [LinkRecord("trending", 1, article_url(100), title="热点新闻100", docid=docid(100)),
+            *[LinkRecord("trending", pos, article_url(500 + pos)) for pos in range(2, 9)]]
+    later = T0 + timedelta(hours=20)
+    for i, links in enumerate([trending(0), back, trending(5), back]):
+        store_article(conn, page(10 + i, links), source_tid="T1536566896022", content_hash="h",
+                      fetched_at=later + timedelta(minutes=i))
+    kept = answers(conn, TRENDING_DUMPS + readme_queries())
+    assert kept["SELECT * FROM trending_history"] and kept["SELECT * FROM trending_links"]
+    conn.execute("SELECT haowatch_rebuild_trending()")
+    assert answers(conn, TRENDING_DUMPS + readme_queries()) == kept
+
+
+def test_migration_009_keeps_every_trending_answer(empty_db_url: str) -> None:
+    queries = readme_queries() + LINK_DUMPS + TRENDING_DUMPS
+    with connect(empty_db_url) as conn:
+        old_database(conn)
+        for m in migrate.available_migrations():
+            if 5 <= m.version < 9:  # as haowatch before migration 009 would have
+                conn.execute(m.sql.encode("utf-8"))
+                conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (m.version, m.name))
+        assert one(conn, "SELECT max(version) AS v FROM schema_migrations")["v"] < 9
+        before = answers(conn, queries)
+        assert before["SELECT * FROM trending_history"], "converted 热点推荐 lists"
+        applied = migrate.upgrade(conn)
+        assert 9 in [m.version for m in applied]
+        assert answers(conn, queries) == before
+        # Stores after the conversion keep the spans going as a rebuild would compute them.
+        store_article(conn, page(4, [*related(4, 1), *trending(5), *side(2)]), source_tid="T1536566896022",
+                      content_hash="h", fetched_at=T0 + timedelta(hours=20))
+        store_article(conn, page(7, [*trending(6)]), source_tid="T1536566896022", content_hash="h",
+                      fetched_at=T0 + timedelta(hours=21))
+        kept = answers(conn, TRENDING_DUMPS)
+        conn.execute("SELECT haowatch_rebuild_trending()")
+        assert answers(conn, TRENDING_DUMPS) == kept
