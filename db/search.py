@@ -1,4 +1,4 @@
-"""Full-text search over article titles and bodies (``search_articles`` of migration 005)."""
+"""Full-text search over article titles and bodies (``search_articles``: migrations 005 and 010)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,11 @@ class SearchHit:
 
 def search_articles(conn: Connection[DictRow], query: str, *, limit: int = DEFAULT_LIMIT,
                     source_tid: str | None = None, since: datetime | None = None) -> list[SearchHit]:
-    """Articles whose title or body contains ``query``, best first (the SQL function of the same name)."""
+    """Articles whose title or body contains ``query``, best first (the SQL function of the same name).
+
+    The candidates are the newest ``max(limit, 50)`` articles containing it (by ``published_at``),
+    ordered by rank; so ``limit`` hits come back whenever that many articles contain the query.
+    """
     rows = conn.execute(
         "SELECT docid, title, published_at, source_tid, rank, snippet FROM search_articles(%s, %s, %s, %s)",
         (query, limit, source_tid, since),

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import random
+import unicodedata
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -172,3 +174,78 @@ def test_cli_search_bad_input(db_url: str, args: list[str]) -> None:
     out = run_cli(*args, db_url=db_url)
     assert out.returncode == 2
     assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+
+
+POOL = 50  # search_articles ranks the newest 50 matches (or lim, if more)
+
+
+def expected_top(conn: Connection[DictRow], query: str, lim: int) -> list[str]:
+    """The documented order, computed in Python: the newest max(lim, 50) matches, then by rank."""
+    rows = conn.execute("SELECT docid, title, body_text, published_at FROM articles").fetchall()
+    hits = [r for r in rows
+            if query in unicodedata.normalize("NFKC", (r["title"] or "") + "\n" + (r["body_text"] or "")).lower()]
+    hits.sort(key=lambda r: r["docid"])
+    hits.sort(key=lambda r: r["published_at"], reverse=True)
+    pool = hits[:max(lim, POOL)]
+
+    def rank(r: DictRow) -> float:
+        t, b = (r["title"] or "").count(query), (r["body_text"] or "").count(query)
+        return float(3 * t + b + (t + b == 0)) / (1 + math.log(1 + len(r["body_text"] or "") / 500.0))
+
+    scored = sorted(pool, key=lambda r: r["docid"])
+    scored.sort(key=lambda r: r["published_at"], reverse=True)
+    scored.sort(key=lambda r: round(rank(r), 4), reverse=True)
+    return [r["docid"] for r in scored[:lim]]
+
+
+@pytest.fixture
+def many(conn: Connection[DictRow]) -> Connection[DictRow]:
+    """3,000 articles: 白俄罗斯 in most of them (found walking newest first), 卢卡申科 in one in 150
+    (found through the index), a width variant of 人民 (⼈民, Kangxi radical) in a few new ones."""
+    rng = random.Random(7)
+    filler = "今天的天气很好，市场平稳运行。"
+    rows = []
+    for n in range(3000):
+        parts = [filler * rng.randint(1, 6)]
+        if rng.random() < 0.7:
+            parts.append("白俄罗斯" * rng.randint(1, 3))
+        if n % 150 == 0:
+            parts.append("卢卡申科表示")
+        parts.append("⼈民日报" if n % 997 == 0 else "人民日报" if n % 5 == 0 else "")
+        rng.shuffle(parts)
+        docid = f"K{n:07d}0514R9KQ"
+        rows.append((docid, "T1536566896022", f"https://www.163.com/dy/article/{docid}.html",
+                     "白俄罗斯快讯" if n % 40 == 0 else f"新闻{n}", "".join(parts),
+                     T0 - timedelta(minutes=rng.randint(0, 100_000))))
+    with conn.cursor() as cur:
+        cur.executemany("INSERT INTO articles (docid, source_tid, url, title, body_text, published_at)"
+                        " VALUES (%s, %s, %s, %s, %s, %s)", rows)
+    conn.execute("ANALYZE articles")
+    return conn
+
+
+@pytest.mark.parametrize("query", ["白俄罗斯", "卢卡申科", "人民日报", "人民"])
+@pytest.mark.parametrize("lim", [1, 20, 50, 120])
+def test_lim_returns_the_best_ranked_of_the_newest_matches(many: Connection[DictRow], query: str,
+                                                          lim: int) -> None:
+    hits = search_articles(many, query, limit=lim)
+    contain = ilike(many, query) | ilike(many, query.replace("人", "⼈"))
+    assert len(hits) == min(lim, len(contain))  # N hits whenever N articles contain it
+    assert {h.docid for h in hits} <= contain
+    assert [h.docid for h in hits] == expected_top(many, query, lim)
+    ranks = [h.rank for h in hits]
+    assert ranks == sorted(ranks, reverse=True)
+
+
+def test_every_match_is_found_with_a_large_lim(many: Connection[DictRow]) -> None:
+    for query in ("白俄罗斯", "卢卡申科", "人民日报", "⼈民", "天气很好"):
+        plain = query.replace("⼈", "人")
+        assert found(many, query) == ilike(many, plain) | ilike(many, plain.replace("人", "⼈")), query
+
+
+def test_width_variant_newer_than_plain_matches_is_found(conn: Connection[DictRow]) -> None:
+    for n in range(120):
+        insert(conn, n, f"新闻{n}", "人民日报报道", published=T0 - timedelta(hours=n + 1))
+    variant = insert(conn, 500, "新闻", "⼈民日报报道", published=T0)  # the newest, only after NFKC
+    hits = search_articles(conn, "人民日报", limit=50)
+    assert variant in {h.docid for h in hits} and len(hits) == 50
