@@ -249,3 +249,28 @@ def test_width_variant_newer_than_plain_matches_is_found(conn: Connection[DictRo
     variant = insert(conn, 500, "新闻", "⼈民日报报道", published=T0)  # the newest, only after NFKC
     hits = search_articles(conn, "人民日报", limit=50)
     assert variant in {h.docid for h in hits} and len(hits) == 50
+
+
+def test_rare_phrase_found_through_widening_windows_of_newest_articles(conn: Connection[DictRow]) -> None:
+    # The newest 250 articles came within a minute and hold the phrase twice: walking gives up and
+    # the index is asked for the newest 80 minutes (2 matches: too few), then eight times that.
+    rng = random.Random(3)
+    rows = []
+    for n in range(2750):
+        if n < 250:
+            at, has = T0 - timedelta(seconds=n / 5), n in (10, 200)
+        elif n < 2250:
+            at, has = T0 - timedelta(minutes=rng.uniform(81, 600)), n % 20 == 0
+        else:
+            at, has = T0 - timedelta(days=rng.uniform(1, 365)), n % 10 == 0
+        body = "今天的天气很好。" * rng.randint(1, 4) + ("卢卡申科表示" if has else "卢卡和申科")
+        docid = f"K{n:07d}0514R9KQ"
+        rows.append((docid, "T1536566896022", f"https://www.163.com/dy/article/{docid}.html", f"新闻{n}", body, at))
+    with conn.cursor() as cur:
+        cur.executemany("INSERT INTO articles (docid, source_tid, url, title, body_text, published_at)"
+                        " VALUES (%s, %s, %s, %s, %s, %s)", rows)
+    conn.execute("ANALYZE articles")
+    for lim in (20, 50, 200):
+        hits = search_articles(conn, "卢卡申科", limit=lim)
+        assert [h.docid for h in hits] == expected_top(conn, "卢卡申科", lim), lim
+    assert len(found(conn, "卢卡申科")) == 2 + 100 + 50
