@@ -274,3 +274,7 @@ def test_rare_phrase_found_through_widening_windows_of_newest_articles(conn: Con
         hits = search_articles(conn, "卢卡申科", limit=lim)
         assert [h.docid for h in hits] == expected_top(conn, "卢卡申科", lim), lim
     assert len(found(conn, "卢卡申科")) == 2 + 100 + 50
+
+
+def test_the_largest_lim_is_accepted(loaded: Connection[DictRow]) -> None:
+    assert found(loaded, "白俄罗斯") == {h.docid for h in search_articles(loaded, "白俄罗斯", limit=2**31 - 1)}
