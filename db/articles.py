@@ -89,7 +89,8 @@ def store_article(
             _snapshot(conn, page.account.tid, page.account.name, page.account.article_count,
                       page.account.follower_count, fetched_at)
         conn.execute(
-            "UPDATE listed_items SET last_fetch_error = NULL WHERE item_id = %s AND last_fetch_error IS NOT NULL",
+            "UPDATE listed_items SET last_fetch_error = NULL, pending = false, claimed_by = NULL"
+            " WHERE item_id = %s AND (pending OR last_fetch_error IS NOT NULL OR claimed_by IS NOT NULL)",
             (page.docid,),
         )
     return result
@@ -377,25 +378,35 @@ def mark_gone(conn: Connection[DictRow], docid: str, *, source_tid: str | None, 
             " RETURNING deleted_at = %s AS newly_deleted",
             (docid, source_tid, url, title, seen_at, seen_at, seen_at, seen_at),
         ).fetchone()
-        conn.execute("UPDATE listed_items SET last_fetch_error = 'gone' WHERE item_id = %s", (docid,))
+        conn.execute("UPDATE listed_items SET last_fetch_error = 'gone', pending = false, claimed_by = NULL"
+                     " WHERE item_id = %s", (docid,))
     return bool(row and row["newly_deleted"])
 
 
-def record_listing(conn: Connection[DictRow], tid: str, items: Sequence[ListedRecord], seen_at: datetime) -> int:
-    """Remember every item an account page (or the list API) showed; return how many were new."""
+def record_listing(conn: Connection[DictRow], tid: str, items: Sequence[ListedRecord], seen_at: datetime, *,
+                   claimed_by: str | None = None, lease_seconds: int = 60) -> int:
+    """Remember every item an account page (or the list API) showed; return how many were new.
+
+    A new article not stored yet becomes *pending*, leased for ``lease_seconds`` to ``claimed_by``
+    (the worker whose check listed it fetches it at once); if that fetch never happens, the lease
+    runs out and any worker takes it.
+    """
     if not items:
         return 0
     with conn.transaction(), conn.cursor() as cur:
         cur.executemany(
             "INSERT INTO listed_items (item_id, item_type, source_tid, url, title, published_at, thumbnail,"
-            " first_listed_at, last_listed_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " first_listed_at, last_listed_at, pending, claimed_by, fetch_after)"
+            " SELECT %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+            "  %s = 'article' AND NOT EXISTS (SELECT 1 FROM articles WHERE docid = %s), %s,"
+            "  now() + make_interval(secs => %s)"
             " ON CONFLICT (item_id) DO UPDATE SET last_listed_at = excluded.last_listed_at,"
             " title = coalesce(excluded.title, listed_items.title),"
             " thumbnail = coalesce(excluded.thumbnail, listed_items.thumbnail)"
             " RETURNING (xmax = 0) AS inserted",
             [
                 (item.id, item.item_type, tid, item.url, item.title, item.published_at, item.thumbnail, seen_at,
-                 seen_at)
+                 seen_at, item.item_type, item.id, claimed_by, lease_seconds)
                 for item in items
             ],
             returning=True,
@@ -429,26 +440,36 @@ def unfetched_docids(conn: Connection[DictRow], tid: str, listed: Sequence[str],
 
 
 def record_fetch_failure(conn: Connection[DictRow], docid: str, error: str, *,
-                         listed_by: tuple[str, str] | None = None) -> None:
-    """Count a failed fetch of a listed article (it is retried on later checks).
+                         listed_by: tuple[str, str] | None = None, max_failures: int = 8,
+                         retry_seconds: int = 1800) -> None:
+    """Count a failed fetch of a listed article: it is tried again after ``retry_seconds`` (and on
+    later checks of its account) until it has failed ``max_failures`` times.
 
     With ``listed_by`` (the listing account's T-id and the article's URL) the count holds even if
     the listing that named the article is not stored yet: items are stored concurrently, so a quick
     failure can overtake its listing. The row is created here and the listing, when it lands, keeps
     the count.
     """
+    after = "now() + make_interval(secs => %(retry)s)"
+    values = {"docid": docid, "error": error[:500], "max": max_failures, "retry": retry_seconds}
     if listed_by is None:
         conn.execute(
-            "UPDATE listed_items SET fetch_failures = fetch_failures + 1, last_fetch_error = %s WHERE item_id = %s",
-            (error[:500], docid),
+            "UPDATE listed_items SET fetch_failures = fetch_failures + 1, last_fetch_error = %(error)s,"
+            f" claimed_by = NULL, fetch_after = {after}, pending = pending AND fetch_failures + 1 < %(max)s"
+            " WHERE item_id = %(docid)s",
+            values,
         )
         return
     conn.execute(
-        "INSERT INTO listed_items (item_id, item_type, source_tid, url, fetch_failures, last_fetch_error)"
-        " VALUES (%s, 'article', %s, %s, 1, %s)"
+        "INSERT INTO listed_items (item_id, item_type, source_tid, url, fetch_failures, last_fetch_error,"
+        " pending, fetch_after)"
+        f" VALUES (%(docid)s, 'article', %(tid)s, %(url)s, 1, %(error)s, 1 < %(max)s, {after})"
         " ON CONFLICT (item_id) DO UPDATE SET fetch_failures = listed_items.fetch_failures + 1,"
-        " last_fetch_error = excluded.last_fetch_error",
-        (docid, *listed_by, error[:500]),
+        " last_fetch_error = excluded.last_fetch_error, claimed_by = NULL, fetch_after = excluded.fetch_after,"
+        " pending = (listed_items.pending OR listed_items.fetch_failures = 0)"
+        "   AND listed_items.fetch_failures + 1 < %(max)s"
+        "   AND NOT EXISTS (SELECT 1 FROM articles a WHERE a.docid = listed_items.item_id)",
+        {**values, "tid": listed_by[0], "url": listed_by[1]},
     )
 
 

@@ -25,9 +25,9 @@ def database_url(
         yield server.url()
 
 
-def connect(url: str, *, autocommit: bool = True) -> psycopg.Connection[DictRow]:
+def connect(url: str, *, autocommit: bool = True, application_name: str = "haowatch") -> psycopg.Connection[DictRow]:
     """Open a connection; rows come back as dicts. Application name shows in ``pg_stat_activity``."""
-    return psycopg.connect(url, autocommit=autocommit, row_factory=dict_row, application_name="haowatch")
+    return psycopg.connect(url, autocommit=autocommit, row_factory=dict_row, application_name=application_name)
 
 
 _PASSWORD_IN_URL = re.compile(r"(://[^:/@]*:)[^@]*@")

@@ -118,14 +118,19 @@ def release_all(conn: Connection[DictRow], owner: str) -> int:
 
 
 def record_check(conn: Connection[DictRow], tid: str, *, ok: bool, status: str, error: str | None,
-                 item_count: int | None, max_backoff_seconds: int) -> None:
+                 item_count: int | None, max_backoff_seconds: int, checked_by: str | None = None) -> None:
     """Record the outcome of checking a source and schedule its next check.
 
     Success: next check after one interval (plus up to 5 % jitter, so sources added together drift
     apart). Failure: the delay doubles with each consecutive failure, capped at ``max_backoff_seconds``.
+    ``checked_by`` (the crawl worker) is recorded, and its claim on the source ends here: the next
+    check is scheduled, so nothing can take the source early.
     """
     conn.execute(
         "UPDATE sources SET last_checked_at = now(), last_status = %(status)s, last_error = %(error)s,"
+        " last_checked_by = %(by)s,"
+        " claimed_until = CASE WHEN claimed_by = %(by)s THEN NULL ELSE claimed_until END,"
+        " claimed_by = CASE WHEN claimed_by = %(by)s THEN NULL ELSE claimed_by END,"
         " last_item_count = coalesce(%(items)s, last_item_count),"
         " last_success_at = CASE WHEN %(ok)s THEN now() ELSE last_success_at END,"
         f" consecutive_failures = CASE WHEN %(ok)s THEN 0 ELSE {_NEXT_FAILURES} END,"
@@ -134,7 +139,7 @@ def record_check(conn: Connection[DictRow], tid: str, *, ok: bool, status: str, 
         "              make_interval(secs => %(cap)s)) * (1 + random() * 0.05) END"
         " WHERE tid = %(tid)s",
         {"status": status, "error": (error or None) and error[:1000], "items": item_count, "ok": ok,
-         "cap": max_backoff_seconds, "tid": tid},
+         "cap": max_backoff_seconds, "tid": tid, "by": checked_by},
     )
 
 
