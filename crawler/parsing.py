@@ -41,9 +41,14 @@ class PageParser:
         self.workers = workers
         self._pool: ProcessPoolExecutor | None = None
 
-    async def parse(self, body: bytes, url: str | None, content_type: str | None) -> PageResult:
-        """The typed result for one page; never raises for any page content."""
-        if self.workers <= 0:
+    async def parse(self, body: bytes, url: str | None, content_type: str | None, *,
+                    inline: bool = False) -> PageResult:
+        """The typed result for one page; never raises for any page content.
+
+        ``inline`` parses in the calling thread even with workers: for pages that parse in about
+        the time it takes to hand them to a worker and back (account pages).
+        """
+        if self.workers <= 0 or inline:
             return parse_page(body, url, content_type)
         if self._pool is None:
             # spawn, not fork: the crawl process has threads (database pool, DNS) a fork would copy mid-flight.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict
 from typing import Any
 
 import psycopg
@@ -109,9 +110,14 @@ class DedupPipeline(_StatsMixin):
     revisions or nothing).
     """
 
+    # A worker runs for days and revisits articles: it remembers what it stored for a while only.
+    WORKER_WINDOW_SECONDS = 600.0
+    WORKER_WINDOW_SIZE = 20_000
+
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
-        self.seen: set[str] = set()
+        self.bounded = crawl_options(crawler.settings).worker_owner is not None
+        self.seen: OrderedDict[str, float] = OrderedDict()
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> DedupPipeline:
@@ -120,10 +126,15 @@ class DedupPipeline(_StatsMixin):
     def process_item(self, item: Any) -> Any:
         if isinstance(item, ArticleItem | GoneItem):
             docid = item.page.docid if isinstance(item, ArticleItem) else item.docid
+            now = time.monotonic()
+            if self.bounded:
+                while self.seen and (len(self.seen) >= self.WORKER_WINDOW_SIZE
+                                     or now - next(iter(self.seen.values())) > self.WORKER_WINDOW_SECONDS):
+                    self.seen.popitem(last=False)
             if docid in self.seen:
                 self._stat("duplicates_in_crawl")
                 raise DropItem(f"article {docid} already stored in this crawl")
-            self.seen.add(docid)
+            self.seen[docid] = now
         return item
 
 
@@ -140,6 +151,10 @@ class StorePipeline(_StatsMixin):
         self.max_backoff: int = options.max_backoff
         self.capture_per_reason: int = options.capture_per_reason
         self.capture_max_age: int = options.capture_max_age
+        self.owner: str | None = options.worker_owner
+        self.lease_seconds: int = options.lease_seconds
+        self.max_fetch_failures: int = options.max_fetch_failures
+        self.fetch_retry_seconds: int = options.fetch_retry_seconds
         self.pool: ConnectionPool[Connection[DictRow]] | None = None
 
     @classmethod
@@ -225,11 +240,14 @@ class StorePipeline(_StatsMixin):
                 self._stat("deleted_articles")
                 logger.info("article {} is gone: marked deleted", item.docid)
         elif isinstance(item, ListingItem):
-            self._stat("listed_new_items", articles_db.record_listing(conn, item.source_tid,
-                                                                      listed_records(item.page), item.fetched_at))
+            self._stat("listed_new_items", articles_db.record_listing(
+                conn, item.source_tid, listed_records(item.page), item.fetched_at, claimed_by=self.owner,
+                lease_seconds=self.lease_seconds))
         elif isinstance(item, FetchFailedItem):
             listed_by = (item.source_tid, canonical_article_url(item.docid)) if item.source_tid else None
-            articles_db.record_fetch_failure(conn, item.docid, item.error, listed_by=listed_by)
+            articles_db.record_fetch_failure(conn, item.docid, item.error, listed_by=listed_by,
+                                             max_failures=self.max_fetch_failures,
+                                             retry_seconds=self.fetch_retry_seconds)
         elif isinstance(item, ChannelReportItem):
             channels_db.record_channels(conn, item.tid, item.outcomes, active_channel=item.active_channel,
                                         cross_checked=item.cross_checked)
@@ -245,6 +263,13 @@ class StorePipeline(_StatsMixin):
         elif isinstance(item, SourceCheckItem):
             with conn.transaction():
                 sources_db.record_check(conn, item.tid, ok=item.ok, status=item.status, error=item.error,
-                                        item_count=item.item_count, max_backoff_seconds=self.max_backoff)
+                                        item_count=item.item_count, max_backoff_seconds=self.max_backoff,
+                                        checked_by=self.owner)
                 if item.name or item.wemedia_id:
                     sources_db.set_account_facts(conn, item.tid, item.name, item.wemedia_id)
+            if item.status in ("empty", "parse_failed"):
+                for problem in sources_db.sources_needing_attention(conn, [item.tid]):
+                    logger.error(
+                        "SOURCE {} ({}) IS {}: {} — its feed may be silently broken (site markup changed?)",
+                        problem.tid, problem.name or "?", problem.last_status.upper(), problem.last_error,
+                    )

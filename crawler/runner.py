@@ -1,12 +1,12 @@
-"""Run one crawl in this process: pick sources, run the spider, record a ``crawl_runs`` row.
+"""Run a crawl in this process: a one-shot crawl (``crawl``, ``refetch``, ``backfill``, each recorded
+as a ``crawl_runs`` row) or the service's continuous worker (``haowatch worker``).
 
-A Twisted reactor cannot be restarted, so each crawl is its own process (``haowatch crawl``); the
-scheduler starts one per tick.
+A Twisted reactor cannot be restarted, so each runs in its own process.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from loguru import logger
@@ -113,3 +113,26 @@ def run_backfill(options: CrawlOptions, database_url: str, tid: str, pages: int)
         sources = sources_db.due_sources(conn, [tid])
     return _execute(options, database_url, "backfill", [tid],
                     {"mode": "backfill", "sources": sources, "backfill_pages": pages})
+
+
+# Why a worker may stop and still count as a clean exit (anything else is a failure to report).
+CLEAN_WORKER_EXITS = ("shutdown", "parent gone")
+
+
+def run_worker(options: CrawlOptions, database_url: str, *, owner: str, parent_pid: int | None = None,
+               sources_per_claim: int = 200) -> str:
+    """Run one continuous crawl worker until it is stopped or recycled; return why it closed.
+
+    Its spider keeps taking due work (account checks, pending articles, revisits) from the database
+    through one downloader; see :mod:`crawler.feed`.
+    """
+    options = replace(options, worker_owner=owner)
+    process = CrawlerProcess(scrapy_settings(options, database_url))
+    crawler = process.create_crawler(HaoSpider)
+    process.crawl(crawler, mode="worker", parent_pid=parent_pid, sources_per_claim=sources_per_claim)
+    try:
+        process.start()
+    except KeyboardInterrupt:
+        return "shutdown"
+    reason = crawler.stats.get_value("finish_reason") if crawler.stats else None
+    return str(reason or "unknown")

@@ -59,6 +59,14 @@ class CrawlOptions:
     block_slowdown_max: float = 120.0
     capture_per_reason: int = 100
     capture_max_age: int = 30 * 86400
+    # The continuous crawl worker (issue 13).
+    lease_seconds: int = 60  # claims on sources and articles, renewed by heartbeat while in flight
+    poll_seconds: float = 5.0  # longest idle wait before looking for due work again (NOTIFY wakes sooner)
+    fetch_retry_seconds: int = 1800  # a failed article fetch (or revisit) is tried again after this
+    worker_max_age: int = 24 * 3600  # the worker is recycled (a fresh process) after this many seconds,
+    worker_max_requests: int = 200_000  # ... or this many requests,
+    worker_max_memory: int = 1024 * 1024 * 1024  # ... or when its resident memory passes this many bytes
+    worker_owner: str | None = None  # set for a worker: the name its claims and checks carry
 
 
 def crawl_options(settings: BaseSettings) -> CrawlOptions:
@@ -103,7 +111,9 @@ def scrapy_settings(options: CrawlOptions, database_url: str) -> dict[str, Any]:
         "EXTENSIONS": {"scrapy.extensions.telnet.TelnetConsole": None,
                        "scrapy.extensions.remote_control.RemoteControl": None},
         # Politeness holds per proxy (a download slot each), so the overall cap grows with them.
-        "CONCURRENT_REQUESTS": max(2, options.concurrency * max(1, len(options.proxies))),
+        # Politeness is per download slot (below); the overall cap has room besides, so pages waiting
+        # between retries (Retry-After) never hold up the rest of the work.
+        "CONCURRENT_REQUESTS": options.concurrency * max(1, len(options.proxies)) + 8,
         "CONCURRENT_REQUESTS_PER_DOMAIN": options.concurrency,
         "DOWNLOAD_DELAY": options.download_delay,
         "DOWNLOAD_DELAY_JITTER": 0.5,
@@ -160,4 +170,10 @@ def scrapy_settings(options: CrawlOptions, database_url: str) -> dict[str, Any]:
         "LOGSTATS_INTERVAL": 60.0,
         "MEMUSAGE_ENABLED": False,
         "REQUEST_FINGERPRINTER_IMPLEMENTATION": "2.7",
+        # Scrapy starts this many tasks for the output of every callback, however few items it has
+        # (a handful here); its default of 100 made task creation a third of the CPU of a check.
+        "CONCURRENT_ITEMS": 16,
+        # A worker runs for days: its queue decides what to fetch (claims), and a set of every URL
+        # ever seen would only grow.
+        **({"DUPEFILTER_CLASS": "scrapy.dupefilters.BaseDupeFilter"} if options.worker_owner else {}),
     }

@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import json
 import os
+import socket
 import stat
 import sys
 import unicodedata
@@ -333,6 +334,20 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK if summary.ran else EXIT_FAILED
 
 
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from crawler.runner import CLEAN_WORKER_EXITS, run_worker
+
+    owner = args.owner or f"{socket.gethostname()}:{os.getpid()}:worker"
+    if not owner.isprintable() or len(owner) > 200:
+        raise UsageError(f"--owner {shorten(owner)}: at most 200 printable characters")
+    with _database(settings) as url:
+        reason = run_worker(settings.crawl_options(), url, owner=owner, parent_pid=args.parent,
+                            sources_per_claim=settings.sources_per_crawl)
+    clean = reason in CLEAN_WORKER_EXITS or reason.startswith("recycle")
+    print(f"worker {owner} stopped: {reason}", file=sys.stderr)
+    return EXIT_OK if clean else EXIT_FAILED
+
+
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from scheduler.service import run_service
 
@@ -407,6 +422,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_run = sub.add_parser("run", help="run the service: scheduler, crawls, health endpoint")
     p_run.set_defaults(func=cmd_run)
+
+    p_worker = sub.add_parser("worker", help="run one continuous crawl worker (`run` supervises one itself)")
+    p_worker.add_argument("--owner", help="the name its claims carry (default: host:pid:worker)")
+    p_worker.add_argument("--parent", type=int, metavar="PID", help="stop when this process is gone")
+    p_worker.set_defaults(func=cmd_worker)
 
     p_db = sub.add_parser("db", help="database schema")
     db_sub = p_db.add_subparsers(dest="db_command", required=True, parser_class=_Parser, metavar="ACTION")

@@ -87,7 +87,7 @@ class Settings:
     default_interval: int = 30 * 60  # of a source added without an interval
     max_backoff: int = _CRAWL.max_backoff
     crawl_timeout: int = 30 * 60
-    lease_seconds: int = 3600
+    lease_seconds: int = _CRAWL.lease_seconds
     revisit_ages: tuple[int, ...] = _CRAWL.revisit_ages
     http_host: str = "127.0.0.1"
     http_port: int = 8080
@@ -113,6 +113,12 @@ class Settings:
     block_slowdown_max: float = _CRAWL.block_slowdown_max
     capture_per_reason: int = _CRAWL.capture_per_reason
     capture_max_age: int = _CRAWL.capture_max_age
+    # The continuous crawl worker (issue 13).
+    poll_seconds: float = _CRAWL.poll_seconds
+    fetch_retry_seconds: int = _CRAWL.fetch_retry_seconds
+    worker_max_age: int = _CRAWL.worker_max_age
+    worker_max_requests: int = _CRAWL.worker_max_requests
+    worker_max_memory: int = _CRAWL.worker_max_memory
 
     def crawl_options(self) -> CrawlOptions:
         """The crawl's options as configured (options without a setting keep their default)."""
@@ -161,8 +167,9 @@ def _env(environ: Mapping[str, str]) -> dict[str, str]:
 
 _INT_RE = re.compile(r"^\s*[+-]?[0-9]{1,12}\s*$")
 _FLOAT_RE = re.compile(r"^\s*[+-]?[0-9]{0,12}(?:\.[0-9]{0,9})?\s*$")
-_SIZE_RE = re.compile(r"^\s*([0-9]{1,12})\s*(b|k|kb|kib|m|mb|mib)?\s*$", re.IGNORECASE)
-_SIZE_UNITS = {"b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024**2, "mb": 1024**2, "mib": 1024**2}
+_SIZE_RE = re.compile(r"^\s*([0-9]{1,12})\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024**2, "mb": 1024**2, "mib": 1024**2,
+               "g": 1024**3, "gb": 1024**3, "gib": 1024**3}
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int) -> int:
@@ -408,4 +415,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                                           0.0, 3600.0),
         capture_per_reason=_int(env, "HAOWATCH_CAPTURE_PER_REASON", _DEFAULTS.capture_per_reason, 0, 100000),
         capture_max_age=_duration(env, "HAOWATCH_CAPTURE_MAX_AGE", _DEFAULTS.capture_max_age, 3600, 3650 * 86400),
+        poll_seconds=_float(env, "HAOWATCH_POLL_SECONDS", _DEFAULTS.poll_seconds, 0.1, 3600.0),
+        fetch_retry_seconds=_duration(env, "HAOWATCH_FETCH_RETRY", _DEFAULTS.fetch_retry_seconds, 1, 7 * 86400),
+        worker_max_age=_duration(env, "HAOWATCH_WORKER_MAX_AGE", _DEFAULTS.worker_max_age, 60, 366 * 86400),
+        worker_max_requests=_int(env, "HAOWATCH_WORKER_MAX_REQUESTS", _DEFAULTS.worker_max_requests, 100,
+                                 10**9),
+        worker_max_memory=_size(env, "HAOWATCH_WORKER_MAX_MEMORY", _DEFAULTS.worker_max_memory,
+                                64 * 1024 * 1024, 64 * 1024 * 1024 * 1024),
     )

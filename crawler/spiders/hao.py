@@ -22,6 +22,7 @@ from crawler.channel_router import ChannelRouter, capture_item, plain_headers
 from crawler.extract.blocks import classify_block
 from crawler.extract.listapi import parse_list_api_counted
 from crawler.extract.types import AccountPage, ArticlePage, NotFoundPage, PageResult, UnexpectedPage
+from crawler.feed import WorkFeed
 from crawler.ids import account_url, article_url, canonical_article_url, list_api_url
 from crawler.items import ArticleItem, FetchFailedItem, GoneItem, ListingItem
 from crawler.offsite import RefusedResponse, TooLarge
@@ -59,10 +60,15 @@ class HaoSpider(scrapy.Spider):
         sources: Sequence[CrawlSource] = (),
         docids: Sequence[str] = (),
         backfill_pages: int = 0,
+        parent_pid: int | None = None,
+        sources_per_claim: int = 200,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.mode = mode
+        self.parent_pid = parent_pid
+        self.sources_per_claim = sources_per_claim
+        self.feed: WorkFeed | None = None
         self.sources = list(sources)
         self.docids = list(docids)
         self.backfill_pages = backfill_pages
@@ -84,6 +90,10 @@ class HaoSpider(scrapy.Spider):
             cross_check_every=options.cross_check_every, gap_pages=options.gap_pages, headers=_HEADERS,
         )
         crawler.signals.connect(spider._closed, signal=scrapy.signals.spider_closed)
+        if spider.mode == "worker":
+            spider.feed = WorkFeed(crawler, options, crawler.settings.get("HAOWATCH_DATABASE_URL"),
+                                   make_requests=spider._work_request, parent_pid=spider.parent_pid,
+                                   sources_per_claim=spider.sources_per_claim)
         return spider
 
     def _closed(self) -> None:
@@ -110,8 +120,23 @@ class HaoSpider(scrapy.Spider):
             for source in self.sources:
                 if source.wemedia_id:
                     yield self._list_request(source.tid, source.wemedia_id, 1)
+        elif self.mode == "worker":
+            assert self.feed is not None
+            async for request in self.feed.requests():
+                yield request
         else:
             raise ValueError(f"unknown mode {self.mode!r}")
+
+    def _work_request(self, kind: str, work: Any) -> scrapy.Request:
+        """The request for one piece of claimed work (a worker's feed calls this)."""
+        if kind == "source":
+            request = self._account_request(work.tid, work.wemedia_id)
+            request.meta["work_key"] = ("s", work.tid)
+            return request
+        request = self._article_request(work.docid, work.source_tid, work.title, refetch=kind == "revisit")
+        request.dont_filter = True
+        request.meta["work_key"] = ("a", work.docid)
+        return request
 
     def _account_request(self, tid: str, wemedia_id: str | None = None) -> scrapy.Request:
         return scrapy.Request(
@@ -139,7 +164,9 @@ class HaoSpider(scrapy.Spider):
         # Which channel to trust, fallbacks, cross-checks and paging back: crawler/channels.py.
         result = None
         if response.status == 200:
-            result = await self.parser.parse(response.body, response.url, _content_type(response))
+            # An account page parses in about a millisecond: less than a trip to a parse worker and
+            # back, and the steady state is nothing but account pages.
+            result = await self.parser.parse(response.body, response.url, _content_type(response), inline=True)
         async for out in self.channels.account_answered(response, result):
             yield out
 
@@ -147,9 +174,14 @@ class HaoSpider(scrapy.Spider):
         assert self.catalog is not None
         titles = {item.id: item.title for item in articles}
         missing = self.catalog.unfetched(tid, [item.id for item in articles])
+        if self.feed is not None:
+            # A worker fetches only what no other worker holds, and nothing it is fetching already.
+            missing = self.feed.claim_listed(missing)
         self._stat("articles_to_fetch", len(missing))
         for docid in missing:
-            yield self._article_request(docid, tid, titles.get(docid))
+            request = self._article_request(docid, tid, titles.get(docid))
+            request.meta["work_key"] = ("a", docid)
+            yield request
 
     def account_failed(self, failure: Failure) -> Iterator[Any]:
         self._count_refusal(failure)
