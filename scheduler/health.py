@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -20,18 +21,24 @@ def __getattr__(name: str) -> Any:
 
 
 class HealthTracker:
-    """Counts ticks that raise and crawls after which no claimed source was checked successfully.
+    """Counts ticks that raise, ticks in which no due source was checked successfully, and crawl
+    workers that die soon after starting.
 
     ``problem()`` names the first of these that reached ``stale_ticks`` in a row; one good outcome
     resets its count.
     """
+
+    # A worker that lived this long before it exited did real work: its exit is not "keeps dying".
+    WORKER_SETTLED_SECONDS = 60.0
 
     def __init__(self, stale_ticks: int) -> None:
         self.stale_ticks = stale_ticks
         self._lock = threading.Lock()
         self._raising = 0
         self._fruitless = 0
+        self._deaths = 0
         self._last_error = ""
+        self._last_death = ""
 
     def tick_raised(self, exc: BaseException) -> None:
         with self._lock:
@@ -42,15 +49,31 @@ class HealthTracker:
         with self._lock:
             self._raising = 0
 
-    def crawl_checked(self, ok_sources: int) -> None:
-        """After a crawl of claimed (due) sources: how many of them were checked successfully."""
+    def tick_checked(self, outcomes: Sequence[bool], overdue: int) -> None:
+        """What this replica's checks since the last tick gave (True: successful), and how many
+        sources are overdue: a tick with failed checks only, or with none while sources wait, is
+        fruitless; one successful check resets the count."""
         with self._lock:
-            self._fruitless = 0 if ok_sources > 0 else self._fruitless + 1
+            if any(outcomes):
+                self._fruitless = 0
+            elif outcomes or overdue:
+                self._fruitless += 1
+
+    def worker_exited(self, lived_seconds: float, clean: bool, why: str) -> None:
+        """The crawl worker exited after ``lived_seconds`` (``clean``: stopped or recycled on purpose)."""
+        with self._lock:
+            if clean or lived_seconds >= self.WORKER_SETTLED_SECONDS:
+                self._deaths = 0
+            else:
+                self._deaths += 1
+                self._last_death = why
 
     def problem(self) -> str | None:
         with self._lock:
             if self._raising >= self.stale_ticks:
                 return f"the last {self._raising} ticks raised ({self._last_error[:200]})"
+            if self._deaths >= self.stale_ticks:
+                return f"the crawl worker died {self._deaths} times in a row ({self._last_death[:200]})"
             if self._fruitless >= self.stale_ticks:
-                return f"no due source checked successfully in the last {self._fruitless} crawls"
+                return f"no due source checked successfully in the last {self._fruitless} ticks"
         return None

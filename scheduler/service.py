@@ -1,9 +1,11 @@
 """``haowatch run``: the long-running service.
 
-APScheduler runs three jobs: the *tick* (claim due sources, crawl them in a child process, release),
-*revisits* of recent articles, and *housekeeping*. Crawls run as child processes (``haowatch crawl``)
-because a Twisted reactor cannot be restarted in one process, and a fresh process per crawl returns
-all its memory to the system: the service stays small however long it runs.
+A supervised child process, the crawl *worker* (``haowatch worker``), does all the crawling: it keeps
+taking due account checks, pending articles and revisits from PostgreSQL through one Scrapy
+downloader (see :mod:`crawler.feed`). The service restarts it when it dies and lets it recycle
+itself (a fresh process after an age, a number of requests or an amount of memory), so a crash
+in the crawl never takes the service down and its memory stays bounded however long it runs.
+APScheduler is the clock of the periodic jobs: the health *tick* and *housekeeping*.
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections import Counter
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from types import FrameType
 
@@ -24,12 +26,9 @@ import psycopg
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from loguru import logger
-from psycopg import Connection
-from psycopg.rows import DictRow
 
-from db import articles as articles_db
+from db import queue as queue_db
 from db import runs as runs_db
-from db import sources as sources_db
 from db import web as web_db
 from db.connection import connect
 from db.migrate import ensure_partitions
@@ -38,13 +37,112 @@ from scheduler.health import HealthTracker
 from scheduler.notify import Dispatcher
 from scheduler.web.server import HealthServer
 
-REVISIT_EVERY_SECONDS = 600
 HOUSEKEEPING_EVERY_SECONDS = 3600
 STOP_GRACE_SECONDS = 30
+# A worker dying again and again is restarted after a growing pause, up to this long.
+MAX_RESTART_PAUSE_SECONDS = 60.0
+
+
+class WorkerSupervisor:
+    """Runs the crawl worker as a child process: restarts it when it exits, stops it on request."""
+
+    def __init__(self, settings: Settings, database_url: str, owner: str, health: HealthTracker,
+                 counters: Counter[str], stopping: threading.Event) -> None:
+        self.settings = settings
+        self.database_url = database_url
+        self.owner = owner
+        self.health = health
+        self.counters = counters
+        self.stopping = stopping
+        self.generation = 0
+        self.worker_owner: str | None = None
+        self._child: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="haowatch-worker-supervisor", daemon=True)
+        for result in ("ok", "failed"):
+            self.counters[f"crawls_{result}"] += 0  # the series exist from the start
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _spawn(self) -> subprocess.Popen[bytes] | None:
+        self.generation += 1
+        worker_owner = f"{self.owner}/w{self.generation}"
+        cmd = [sys.executable, "-m", "scheduler.cli", "worker", "--owner", worker_owner, "--parent", str(os.getpid())]
+        env = dict(os.environ, DATABASE_URL=self.database_url)
+        with self._lock:
+            if self.stopping.is_set():
+                return None
+            self.worker_owner = worker_owner
+            # Its own process group: a Ctrl-C in the terminal reaches the service alone, which then
+            # stops the worker in order (a worker interrupted while it starts would print a traceback).
+            self._child = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, process_group=0)
+            return self._child
+
+    def _run(self) -> None:
+        pause = 1.0
+        while not self.stopping.is_set():
+            child = self._spawn()
+            if child is None:
+                return
+            started = time.monotonic()
+            code = child.wait()
+            lived = time.monotonic() - started
+            self._release()
+            if self.stopping.is_set():
+                return
+            clean = code == 0
+            self.counters["crawls_ok" if clean else "crawls_failed"] += 1
+            self.health.worker_exited(lived, clean, f"exit code {code}")
+            if clean:
+                logger.info("crawl worker recycled after {:.0f}s; starting a fresh one", lived)
+                pause = 1.0
+                continue
+            if lived >= HealthTracker.WORKER_SETTLED_SECONDS:
+                pause = 1.0
+            logger.error("crawl worker exited with code {} after {:.0f}s; restarting it in {:.0f}s", code, lived,
+                         pause)
+            self.counters["worker_restarts"] += 1
+            self.stopping.wait(pause)
+            pause = min(MAX_RESTART_PAUSE_SECONDS, pause * 2)
+
+    def _release(self) -> None:
+        """Free what the ended worker held, so its sources and articles are taken at once, not
+        after their leases."""
+        if self.worker_owner is None:
+            return
+        try:
+            with connect(self.database_url) as conn:
+                released = queue_db.release_owner(conn, self.worker_owner)
+        except psycopg.OperationalError as exc:
+            logger.warning("could not release the worker's claims (they expire with their lease): {}",
+                           str(exc).splitlines()[0][:200])
+            return
+        if released:
+            logger.info("released {} claims the crawl worker left", released)
+
+    def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
+        """Ask the worker to finish the requests in flight (SIGTERM), kill it after ``grace`` seconds."""
+        with self._lock:
+            child = self._child
+        if child is not None and child.poll() is None:
+            logger.info("stopping: waiting for the crawl worker to finish (at most {}s)", grace)
+            # SIGTERM makes Scrapy finish the requests in flight and close its pipelines (a worker
+            # still starting up just ends, quietly); every stored article is one transaction, so even
+            # the final SIGKILL cannot leave half-written rows.
+            child.send_signal(signal.SIGTERM)
+            try:
+                child.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        self._thread.join(timeout=10)
+        if child is not None:
+            self._release()
 
 
 class Service:
-    """The scheduler, its jobs and the child crawl processes."""
+    """The scheduler with its periodic jobs, and the supervised crawl worker."""
 
     def __init__(self, settings: Settings, database_url: str) -> None:
         self.settings = settings
@@ -53,8 +151,9 @@ class Service:
         self.stopping = threading.Event()
         self.counters: Counter[str] = Counter()
         self.health = HealthTracker(settings.health_stale_ticks)
-        self._child: subprocess.Popen[bytes] | None = None
-        self._child_lock = threading.Lock()
+        self.supervisor = WorkerSupervisor(settings, database_url, self.owner, self.health, self.counters,
+                                           self.stopping)
+        self._checks_since: datetime | None = None
         self.scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(max_workers=2)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": settings.tick_seconds},
@@ -64,7 +163,7 @@ class Service:
     # --- jobs ----------------------------------------------------------------------------------
 
     def tick(self) -> None:
-        """Crawl due sources batch after batch until none is due (or the service is stopping)."""
+        """Read what this replica's worker checked since the last tick (for ``/healthz``)."""
         try:
             self._tick()
         except Exception as exc:
@@ -73,29 +172,15 @@ class Service:
         self.health.tick_finished()
 
     def _tick(self) -> None:
-        while not self.stopping.is_set():
-            with connect(self.database_url) as conn:
-                tids = sources_db.claim_due(conn, self.owner, self.settings.sources_per_crawl,
-                                            self.settings.lease_seconds)
-                started = web_db.db_now(conn)
-            if not tids:
-                return
-            result = self._crawl(["crawl", *tids])
-            failed = None if result in ("ok", "stopped") else f"crawl process {result}"
-            with connect(self.database_url) as conn:
-                sources_db.release(conn, self.owner, tids, failed_error=failed)
-                self._report_silent_failures(conn, tids)
-                if result != "stopped":
-                    self.health.crawl_checked(web_db.checked_ok_since(conn, tids, started))
-
-    def revisit(self) -> None:
-        """Re-download recent articles whose revisit time has come (edits and deletions)."""
-        if self.stopping.is_set():
-            return
         with connect(self.database_url) as conn:
-            due = articles_db.due_revisits(conn, datetime.now(UTC), limit=200)
-        if due:
-            self._crawl(["refetch", *due])
+            if self._checks_since is None:
+                self._checks_since = web_db.db_now(conn)
+            checks = queue_db.checks_by(conn, self.owner + "/", self._checks_since)
+            # Late by more than a lease: no worker is on it (or its check hangs).
+            overdue = queue_db.overdue_sources(conn, max(self.settings.lease_seconds, 2 * self.settings.tick_seconds))
+        if checks:
+            self._checks_since = checks[-1].checked_at
+        self.health.tick_checked([c.ok for c in checks], overdue)
 
     def housekeeping(self) -> None:
         """Close crawl_runs rows left open by killed crawl processes; create the coming months' partitions."""
@@ -107,89 +192,23 @@ class Service:
         if stale:
             logger.info("housekeeping: {} unfinished crawl runs marked aborted", stale)
 
-    def _report_silent_failures(self, conn: Connection[DictRow], tids: Sequence[str]) -> None:
-        for problem in sources_db.sources_needing_attention(conn, tids):
-            logger.error(
-                "SOURCE {} ({}) IS {}: {} — its feed may be silently broken (site markup changed?)",
-                problem.tid, problem.name or "?", problem.last_status.upper(), problem.last_error,
-            )
-
-    # --- child crawl processes -----------------------------------------------------------------
-
-    def _crawl(self, args: list[str]) -> str:
-        """Run ``haowatch ARGS`` as a child; return ok, failed, timeout or stopped."""
-        env = dict(os.environ, DATABASE_URL=self.database_url)
-        cmd = [sys.executable, "-m", "scheduler.cli", *args]
-        with self._child_lock:
-            if self.stopping.is_set():
-                return "stopped"
-            self._child = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL)
-        child = self._child
-        try:
-            code = child.wait(timeout=self.settings.crawl_timeout)
-        except subprocess.TimeoutExpired:
-            logger.error("crawl took longer than {}s: stopping it", self.settings.crawl_timeout)
-            self._stop_child(child)
-            self.counters["crawls_timeout"] += 1
-            return "timeout"
-        finally:
-            with self._child_lock:
-                self._child = None
-        if self.stopping.is_set():
-            self.counters["crawls_stopped"] += 1
-            return "stopped"
-        result = "ok" if code == 0 else "failed"
-        self.counters[f"crawls_{result}"] += 1
-        if code != 0:
-            logger.error("crawl process exited with code {}", code)
-        return result
-
-    @staticmethod
-    def _stop_child(child: subprocess.Popen[bytes], grace: float = STOP_GRACE_SECONDS) -> None:
-        # SIGINT makes Scrapy finish the requests in flight and close its pipelines; every stored
-        # article is one transaction, so even the final SIGKILL cannot leave half-written rows.
-        if child.poll() is None:
-            child.send_signal(signal.SIGINT)
-            try:
-                child.wait(timeout=grace)
-                return
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
-
     # --- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> None:
         s = self.settings
         now = datetime.now(UTC)
         self.scheduler.add_job(self.tick, "interval", seconds=s.tick_seconds, id="tick", next_run_time=now)
-        self.scheduler.add_job(self.revisit, "interval", seconds=REVISIT_EVERY_SECONDS, id="revisit",
-                               next_run_time=now)
         self.scheduler.add_job(self.housekeeping, "interval", seconds=HOUSEKEEPING_EVERY_SECONDS,
                                id="housekeeping", next_run_time=now)
         self.scheduler.start()
-        logger.info("haowatch running as {}: tick every {}s, site {}", self.owner, s.tick_seconds, s.site_url)
-
-    def wake(self) -> None:
-        """Run the tick now (used when sources change)."""
-        job = self.scheduler.get_job("tick")
-        if job is not None and not self.stopping.is_set():
-            job.modify(next_run_time=datetime.now(UTC))
+        self.supervisor.start()
+        logger.info("haowatch running as {}: crawl worker supervised, site {}", self.owner, s.site_url)
 
     def stop(self) -> None:
-        """Stop claiming, let the running crawl finish (bounded), release claims."""
+        """Stop the worker (it finishes what is in flight, bounded) and the scheduler."""
         self.stopping.set()
-        with self._child_lock:
-            child = self._child
-        if child is not None:
-            logger.info("stopping: waiting for the running crawl to finish (at most {}s)", STOP_GRACE_SECONDS)
-            self._stop_child(child)
+        self.supervisor.stop()
         self.scheduler.shutdown(wait=True)
-        try:
-            with connect(self.database_url) as conn:
-                sources_db.release_all(conn, self.owner)
-        except psycopg.OperationalError as exc:
-            logger.warning("could not release claims (they expire with their lease): {}", exc)
 
     @property
     def healthy(self) -> bool:
@@ -221,9 +240,6 @@ def run_service(settings: Settings, database_url: str) -> int:
                             lease_seconds=settings.notify_lease_seconds, site_url=settings.site_url,
                             counters=service.counters)
     dispatcher.start()
-    listener = threading.Thread(target=_listen_for_changes, args=(database_url, service, stop_requested),
-                                daemon=True)
-    listener.start()
     try:
         while not stop_requested.wait(1.0):
             pass
@@ -232,22 +248,6 @@ def run_service(settings: Settings, database_url: str) -> int:
         dispatcher.stop()
         service.stop()
         health.stop()
-        listener.join(timeout=5)
     logger.info("haowatch stopped")
     return 0
 
-
-def _listen_for_changes(database_url: str, service: Service, stop: threading.Event) -> None:
-    """Wake the tick when sources change (NOTIFY from a trigger), so edits apply within seconds."""
-    while not stop.is_set():
-        try:
-            with connect(database_url) as conn:
-                sources_db.listen_for_changes(conn)
-                while not stop.is_set():
-                    for _ in conn.notifies(timeout=1.0, stop_after=1):
-                        service.wake()
-        except psycopg.OperationalError as exc:
-            if stop.is_set():
-                return
-            logger.warning("change listener lost its connection ({}); retrying", str(exc).splitlines()[0])
-            stop.wait(5.0)

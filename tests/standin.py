@@ -231,6 +231,11 @@ class StandinSite:
         with self.lock:
             self.scripts[path].extend(behaviours)
 
+    def unscript(self, path: str) -> None:
+        """Forget the behaviours still scripted for ``path``: it answers normally from now on."""
+        with self.lock:
+            self.scripts.pop(path, None)
+
     def _render(self, article: _Article, account: _Account) -> str:
         page = render_article_page(self.template, article.docid, article.title, article.paragraphs,
                                    account.tid, account.name, article.ptime)

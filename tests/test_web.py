@@ -328,20 +328,21 @@ def test_healthz_turns_503_when_every_crawl_fails_and_back_when_one_succeeds(
     with connect(db_url) as conn:
         for tid in tids:
             conn.execute("INSERT INTO sources (tid) VALUES (%s)", (tid,))
-    site.publish(TID_A, docid(1), "文章", ["正文内容。"])
-    for tid in tids:
-        site.script(f"/dy/media/{tid}.html", standin.status(404))
+    for n, tid in enumerate(tids, start=1):
+        site.publish(tid, docid(n), "文章", ["正文内容。"])
+        site.script(f"/dy/media/{tid}.html", *[standin.status(404)] * 1000)
     port = free_port()
-    # One source per crawl: three crawls in a row, none with a successful check.
-    proc = start_service(site, db_url, port, HAOWATCH_HEALTH_STALE_TICKS="2", HAOWATCH_SOURCES_PER_CRAWL="1",
+    # Every check fails, and failing sources are retried every second: tick after tick without a
+    # successful check.
+    proc = start_service(site, db_url, port, HAOWATCH_HEALTH_STALE_TICKS="2", HAOWATCH_MAX_BACKOFF="1s",
                          HAOWATCH_RETRY_TIMES="0")
     health = f"http://127.0.0.1:{port}/healthz"
     try:
-        wait_for(lambda: _answers(health) and get(health)[0] == 503, 120, "503 after failing crawls")
+        wait_for(lambda: _answers(health) and get(health)[0] == 503, 120, "503 after failing checks")
         data = json.loads(get(health)[2])
         assert "no due source checked successfully in the last" in data["reason"]
-        with connect(db_url) as conn:  # the pages are back (scripts used up); check again now
-            conn.execute("UPDATE sources SET next_check_at = now()")
+        for tid in tids:  # the pages are back
+            site.unscript(f"/dy/media/{tid}.html")
         wait_for(lambda: get(health)[0] == 200, 120, "200 after a good check")
     finally:
         proc.terminate()
