@@ -5,7 +5,8 @@ is measured), then in one run:
   A. ``haowatch crawl`` of every account: account pages, then every article through
      parse → validate → dedup → store (one transaction per article, links and snapshots included);
   B. a bare Scrapy spider fetching the same URLs with the same settings and doing nothing;
-  C. ``haowatch crawl`` again: the steady state (nothing new).
+  C. ``haowatch crawl`` again: the steady state (nothing new);
+  D. ``haowatch worker`` (what the service runs) on a fresh database, until every article is stored.
 Prints pages/s, the A/B ratio, peak memory (max RSS) of each crawl process, and the request counts.
 
 Usage: python benchmarks/bench_crawl.py [--accounts 100] [--per-account 30] [--concurrency 16]
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -87,18 +89,47 @@ def run_measured(cmd: list[str], env: dict[str, str]) -> tuple[float, float, int
     return elapsed, usage.ru_utime + usage.ru_stime, sum(peaks.values()) // 1024, out
 
 
-def scenario(admin: str, site: StandinSite, tids: list[str], url_file: Path, concurrency: int) -> dict[str, Any]:
-    """One measured round: bare spider, full haowatch crawl, steady-state crawl, on a fresh database."""
-    name = f"haowatch_bench_{os.getpid()}"
+def _fresh(admin: str, name: str, tids: list[str]) -> str:
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     db_url = make_conninfo(admin, dbname=name)
+    with connect(db_url) as conn:
+        migrate.upgrade(conn)
+        for tid in tids:
+            conn.execute("INSERT INTO sources (tid) VALUES (%s)", (tid,))
+    return db_url
+
+
+def run_worker_until(env: dict[str, str], db_url: str, articles: int) -> tuple[float, float, int, str]:
+    """``haowatch worker`` until every article is stored, then stopped (SIGINT): wall seconds to the
+    last article, CPU seconds (worker and its parse worker), peak memory in MiB, and its last line."""
+    started = time.perf_counter()
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("haowatch")), "worker"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    peaks: dict[int, int] = {}
+    with connect(db_url) as conn:
+        while one(conn, "SELECT count(*) AS n FROM articles")["n"] < articles:
+            with contextlib.suppress(OSError, ValueError):
+                for pid in [proc.pid, *_children(proc.pid)]:
+                    peaks[pid] = max(peaks.get(pid, 0), _hwm_kib(pid))
+            if proc.poll() is not None:
+                raise SystemExit(f"the worker stopped early: {proc.stderr.read()[-500:] if proc.stderr else ''}")
+            time.sleep(0.1)
+    elapsed = time.perf_counter() - started
+    proc.send_signal(signal.SIGINT)
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    _, _, usage = os.wait4(proc.pid, 0)
+    return elapsed, usage.ru_utime + usage.ru_stime, sum(peaks.values()) // 1024, err.strip().splitlines()[-1]
+
+
+def scenario(admin: str, site: StandinSite, tids: list[str], url_file: Path, concurrency: int) -> dict[str, Any]:
+    """One measured round: bare spider, full haowatch crawl, steady-state crawl, on a fresh database;
+    then the continuous worker on another fresh database."""
+    name = f"haowatch_bench_{os.getpid()}"
     try:
-        with connect(db_url) as conn:
-            migrate.upgrade(conn)
-            for tid in tids:
-                conn.execute("INSERT INTO sources (tid) VALUES (%s)", (tid,))
+        db_url = _fresh(admin, name, tids)
         env = dict(os.environ, DATABASE_URL=db_url, HAOWATCH_SITE_URL=site.url, HAOWATCH_DOWNLOAD_DELAY="0",
                    HAOWATCH_CONCURRENCY=str(concurrency), HAOWATCH_LOG_LEVEL="WARNING",
                    HAOWATCH_ENV_FILE="/nonexistent")
@@ -111,11 +142,13 @@ def scenario(admin: str, site: StandinSite, tids: list[str], url_file: Path, con
         with connect(db_url) as conn:
             stored = one(conn, "SELECT count(*) AS n FROM articles")["n"]
             links = one(conn, "SELECT count(*) AS n FROM article_links")["n"]
+        env["DATABASE_URL"] = _fresh(admin, name, tids)
+        worker = run_worker_until(env, env["DATABASE_URL"], stored)
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
     return {"bare": bare, "full": full, "steady": steady, "steady_requests": steady_requests,
-            "stored": stored, "links": links}
+            "stored": stored, "links": links, "worker": worker}
 
 
 def main() -> None:
@@ -167,6 +200,9 @@ def main() -> None:
               f" {bare_s / full_s:.2f} | {full_cpu / pages * 1000:.1f} | {full_mib} MiB |")
         print(f"| {label} | haowatch steady state | {r['steady_requests']} | {steady_s:.1f} | - | |"
               f" {steady_cpu / max(1, r['steady_requests']) * 1000:.1f} | {steady_mib} MiB |")
+        worker_s, worker_cpu, worker_mib, _ = r["worker"]
+        print(f"| {label} | haowatch worker (parse + store) | {pages} | {worker_s:.1f} | {pages / worker_s:.0f} |"
+              f" {bare_s / worker_s:.2f} | {worker_cpu / pages * 1000:.1f} | {worker_mib} MiB |")
     for label, _, r in rows:
         print(f"{label}: stored {r['stored']} articles and {r['links']} link rows;"
               f" full: {r['full'][3].strip().splitlines()[-1]}; steady: {r['steady'][3].strip().splitlines()[-1]}")

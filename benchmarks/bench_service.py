@@ -1,16 +1,16 @@
-"""Service benchmark: ``haowatch run`` with many sources, and memory over many crawl cycles.
+"""Service benchmark: ``haowatch run`` and its crawl worker in the steady state, and over a long run.
 
 Part 1 (scale): N sources (default 10,000) at a 30-minute interval, their next checks spread evenly
 over the next 30 minutes as in a steady state, every account already known (one request per check).
-``haowatch run`` serves them for a window (default 5 minutes) against the stand-in site. Reports
-the CPU share and peak memory of the service and its crawl processes, and the scheduling lag
-(how late each check started after it was due).
+``haowatch run`` serves them for a window (default 5 minutes, after a minute of warm-up) against the
+stand-in site. Reports the CPU per account check of all haowatch processes against a bare Scrapy
+spider fetching and parsing the same account pages (in the same run), the scheduling lag (how late
+each check was recorded after it was due) and peak memory.
 
-Part 2 (cycles): one source at a 1-second interval; the service's own memory after crawl cycle 1
-and after cycle 100; then the same 100 crawls run in-process (one reactor, Scrapy's CrawlerRunner)
-for comparison: the evidence for running each crawl as a child process.
+Part 2 (memory): sources due every second; the worker's resident memory after 10^3 checks and after
+10^5 (default).
 
-Usage: python benchmarks/bench_service.py [--sources 10000] [--minutes 5] [--cycles 100]
+Usage: python benchmarks/bench_service.py [--sources 10000] [--minutes 5] [--checks 100000]
 Needs TEST_DATABASE_URL / DATABASE_URL (a server where it may create a database).
 """
 
@@ -22,6 +22,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -110,7 +111,36 @@ def service_env(db_url: str, site: StandinSite, **extra: str) -> dict[str, str]:
     return env
 
 
-def part_scale(admin: str, n_sources: int, minutes: float) -> None:
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of a process and all its descendants, live or reaped."""
+    total = cpu_seconds(pid)
+    for child in children(pid):
+        try:
+            total += tree_cpu(child)
+        except OSError:
+            continue
+    return total
+
+
+def bare_cpu_per_page(site: StandinSite, tids: list[str], env: dict[str, str]) -> float:
+    """CPU seconds per account page of a bare Scrapy spider fetching and parsing them (start-up cost
+    removed: the difference of two runs, of 10 % and of all the pages)."""
+    from bench_crawl import run_measured  # benchmarks/ is on the path of a script run from it
+
+    def run(count: int) -> float:
+        url_file = Path(tempfile.mkstemp(suffix=".txt")[1])
+        url_file.write_text("\n".join(f"{site.url}/dy/media/{tid}.html" for tid in tids[:count]), encoding="utf-8")
+        try:
+            return run_measured([sys.executable, str(ROOT / "benchmarks" / "bare_spider.py"), str(url_file),
+                                 "--parse"], env)[1]
+        finally:
+            url_file.unlink()
+
+    few, many = max(1, len(tids) // 10), len(tids)
+    return (run(many) - run(few)) / (many - few)
+
+
+def part_scale(admin: str, n_sources: int, minutes: float, warmup: float, baseline_pages: int) -> None:
     name = f"haowatch_bench_svc_{os.getpid()}"
     db_url = fresh_db(admin, name)
     site = StandinSite()
@@ -137,17 +167,16 @@ def part_scale(admin: str, n_sources: int, minutes: float) -> None:
             " 'h' FROM sources"
         )
         conn.execute("CREATE TABLE bench_schedule AS SELECT tid, next_check_at AS due_at FROM sources")
-    window = minutes * 60
     env = service_env(db_url, site, HAOWATCH_TICK_SECONDS="10", HAOWATCH_DOWNLOAD_DELAY="0.05",
                       HAOWATCH_CONCURRENCY="2")
     proc = subprocess.Popen([str(Path(sys.executable).with_name("haowatch")), "run"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     sampler = ChildPeak(proc.pid)
     sampler.start()
-    started = time.monotonic()
-    time.sleep(window)
-    cpu = cpu_seconds(proc.pid)
-    elapsed = time.monotonic() - started
+    time.sleep(warmup)  # start-up (imports, the worker's first claims) is not the steady state
+    t0, cpu0 = time.time(), tree_cpu(proc.pid)
+    time.sleep(minutes * 60)
+    cpu1, t1 = tree_cpu(proc.pid), time.time()
     service_peak = hwm_mib(proc.pid)
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=120)
@@ -155,85 +184,95 @@ def part_scale(admin: str, n_sources: int, minutes: float) -> None:
     with connect(db_url) as conn:
         lags = [r["lag"] for r in conn.execute(
             "SELECT extract(epoch FROM s.last_checked_at - b.due_at)::float AS lag FROM sources s"
-            " JOIN bench_schedule b USING (tid) WHERE s.last_checked_at IS NOT NULL"
+            " JOIN bench_schedule b USING (tid)"
+            " WHERE s.last_checked_at BETWEEN to_timestamp(%s) AND to_timestamp(%s)", (t0, t1)
         )]
-        due = one(conn,
-            "SELECT count(*) AS n FROM bench_schedule WHERE due_at <= now() - interval '10 seconds'"
-        )["n"]
+        due = one(conn, "SELECT count(*) AS n FROM bench_schedule WHERE due_at BETWEEN to_timestamp(%s)"
+                        " AND to_timestamp(%s)", (t0, t1 - 10))["n"]
         failed = one(conn, "SELECT count(*) AS n FROM sources WHERE last_status <> 'ok'")["n"]
-    site.stop()
     drop_db(admin, name)
+    bare = bare_cpu_per_page(site, tids[:baseline_pages], env)
+    site.stop()
     lags.sort()
     q = statistics.quantiles(lags, n=100, method="inclusive") if len(lags) > 2 else [0.0] * 99
-    print(f"## {n_sources} sources at 30 min, {elapsed / 60:.1f}-minute window (tick 10 s, delay 0.05 s)")
+    per_check = (cpu1 - cpu0) / max(1, len(lags))
+    elapsed = t1 - t0
+    print(f"## {n_sources} sources at 30 min: {elapsed / 60:.1f}-minute window after {warmup:.0f} s of warm-up"
+          " (delay 0.05 s, concurrency 2)")
     print("| figure | value |")
     print("| --- | --- |")
     print(f"| checks done / due in window | {len(lags)} / {due} (non-ok: {failed}) |")
-    print(f"| service CPU share (incl. crawl processes) | {cpu / elapsed * 100:.1f} % of one core |")
-    print(f"| service peak RSS | {service_peak:.0f} MiB |")
-    print(f"| crawl process peak RSS | {sampler.peak:.0f} MiB |")
-    print(f"| scheduling lag p50 / p95 / max | {q[49]:.1f} s / {q[94]:.1f} s / {max(lags or [0]):.1f} s |")
+    print(f"| CPU of all haowatch processes (service + worker) | {(cpu1 - cpu0) / elapsed * 100:.1f} % of one core |")
+    print(f"| CPU per account check: haowatch | {per_check * 1000:.2f} ms |")
+    print(f"| CPU per account page: bare Scrapy fetch + parse ({baseline_pages} pages) | {bare * 1000:.2f} ms |")
+    print(f"| ratio haowatch / bare (target <= 2) | {per_check / bare:.2f} |")
+    print(f"| service peak RSS / worker peak RSS | {service_peak:.0f} MiB / {sampler.peak:.0f} MiB |")
+    print(f"| scheduling lag p50 / p95 / max (target p95 <= 2 s) | {q[49]:.2f} s / {q[94]:.2f} s /"
+          f" {max(lags or [0]):.2f} s |")
 
 
-def part_cycles(admin: str, cycles: int) -> None:
-    name = f"haowatch_bench_cyc_{os.getpid()}"
+def part_memory(admin: str, checks: int, n_sources: int) -> None:
+    """The worker's resident memory after 10^3 checks and after ``checks`` (sources due every second)."""
+    name = f"haowatch_bench_mem_{os.getpid()}"
     db_url = fresh_db(admin, name)
     site = StandinSite()
     site.start()
-    tid = "T3999999999999"
-    site.add_account(tid, "循环")
-    site.publish(tid, "M99999990514R9KQ", "标题", ["正文"])
+    tids = [f"T4{n:012d}" for n in range(n_sources)]
+    for n, tid in enumerate(tids):
+        site.add_account(tid, f"账号{n}")
+        site.accounts[tid].items.append({"docid": f"N{n:07d}0514R9KQ", "title": f"标题{n}",
+                                         "time": "2026-01-22 10:00", "thumbnail": None})
     with connect(db_url) as conn:
-        conn.execute("INSERT INTO sources (tid, interval) VALUES (%s, interval '1 second')", (tid,))
-    env = service_env(db_url, site, HAOWATCH_TICK_SECONDS="1", HAOWATCH_DOWNLOAD_DELAY="0")
+        for n, tid in enumerate(tids):
+            conn.execute("INSERT INTO sources (tid, interval) VALUES (%s, interval '1 second')", (tid,))
+            conn.execute("INSERT INTO articles (docid, source_tid, url, title, content_hash)"
+                         " VALUES (%s, %s, 'u', 't', 'h')", (f"N{n:07d}0514R9KQ", tid))
+    env = service_env(db_url, site, HAOWATCH_TICK_SECONDS="10", HAOWATCH_DOWNLOAD_DELAY="0",
+                      HAOWATCH_CONCURRENCY="8")
     proc = subprocess.Popen([str(Path(sys.executable).with_name("haowatch")), "run"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     marks: dict[int, float] = {}
-    deadline = time.monotonic() + cycles * 10
-    with connect(db_url) as conn:
-        while time.monotonic() < deadline:
-            done = one(conn, "SELECT count(*) AS n FROM crawl_runs WHERE finished_at IS NOT NULL")["n"]
-            for mark in (1, 10, cycles):
-                if done >= mark and mark not in marks:
-                    marks[mark] = rss_mib(proc.pid)
-            if done >= cycles:
-                break
-            time.sleep(0.2)
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=120)
-
-    drop_db(admin, name)
-    db_url = fresh_db(admin, name)
-    with connect(db_url) as conn:
-        conn.execute("INSERT INTO sources (tid, interval) VALUES (%s, interval '1 second')", (tid,))
-    inproc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "inprocess_cycles.py"), str(cycles)],
-                            env=service_env(db_url, site, HAOWATCH_DOWNLOAD_DELAY="0"), capture_output=True,
-                            text=True, check=False)
-    site.stop()
-    drop_db(admin, name)
-    print(f"\n## Memory over {cycles} crawl cycles (RSS, MiB)")
-    print(f"| model | after cycle 1 | after cycle 10 | after cycle {cycles} |")
-    print("| --- | --- | --- | --- |")
-    print(f"| haowatch run (a child process per crawl): service process | {marks.get(1, 0):.0f} |"
-          f" {marks.get(10, 0):.0f} | {marks.get(cycles, 0):.0f} |")
-    print(inproc.stdout.strip() or f"| in-process: failed: {inproc.stderr.strip()[-300:]} |")
+    started = time.monotonic()
+    try:
+        for mark in sorted({1000, checks // 10, checks}):
+            while len(site.requests("/dy/media/")) < mark:
+                time.sleep(0.5)
+            workers = children(proc.pid)
+            marks[mark] = sum(rss_mib(w) for w in workers)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=120)
+        site.stop()
+        drop_db(admin, name)
+    elapsed = time.monotonic() - started
+    first, last = marks[1000], marks[checks]
+    print(f"\n## The worker's memory over {checks} checks ({n_sources} sources due every second,"
+          f" {checks / elapsed:.0f} checks/s)")
+    print("| after checks | worker RSS (MiB) |")
+    print("| --- | --- |")
+    for mark, rss in marks.items():
+        print(f"| {mark} | {rss:.1f} |")
+    print(f"| ratio {checks} / 1000 (target within 10 %) | {last / first:.3f} |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sources", type=int, default=10000)
     parser.add_argument("--minutes", type=float, default=5.0)
-    parser.add_argument("--cycles", type=int, default=100)
+    parser.add_argument("--warmup", type=float, default=60.0, help="seconds before the window starts")
+    parser.add_argument("--baseline-pages", type=int, default=2000)
+    parser.add_argument("--checks", type=int, default=100000, help="checks of the memory part")
+    parser.add_argument("--memory-sources", type=int, default=500)
     parser.add_argument("--skip-scale", action="store_true")
-    parser.add_argument("--skip-cycles", action="store_true")
+    parser.add_argument("--skip-memory", action="store_true")
     args = parser.parse_args()
     admin = os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
     if not admin:
         raise SystemExit("set TEST_DATABASE_URL to a PostgreSQL server where the benchmark may create databases")
     if not args.skip_scale:
-        part_scale(admin, args.sources, args.minutes)
-    if not args.skip_cycles:
-        part_cycles(admin, args.cycles)
+        part_scale(admin, args.sources, args.minutes, args.warmup, min(args.baseline_pages, args.sources))
+    if not args.skip_memory:
+        part_memory(admin, args.checks, args.memory_sources)
 
 
 if __name__ == "__main__":
