@@ -247,7 +247,9 @@ class StorePipeline(_StatsMixin):
             listed_by = (item.source_tid, canonical_article_url(item.docid)) if item.source_tid else None
             articles_db.record_fetch_failure(conn, item.docid, item.error, listed_by=listed_by,
                                              max_failures=self.max_fetch_failures,
-                                             retry_seconds=self.fetch_retry_seconds)
+                                             retry_seconds=self.fetch_retry_seconds,
+                                             # A block is the site's, not the article's: no reason to give up.
+                                             counted=not item.error.startswith("blocked"))
         elif isinstance(item, ChannelReportItem):
             channels_db.record_channels(conn, item.tid, item.outcomes, active_channel=item.active_channel,
                                         cross_checked=item.cross_checked)

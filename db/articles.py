@@ -441,21 +441,23 @@ def unfetched_docids(conn: Connection[DictRow], tid: str, listed: Sequence[str],
 
 def record_fetch_failure(conn: Connection[DictRow], docid: str, error: str, *,
                          listed_by: tuple[str, str] | None = None, max_failures: int = 8,
-                         retry_seconds: int = 1800) -> None:
+                         retry_seconds: int = 1800, counted: bool = True) -> None:
     """Count a failed fetch of a listed article: it is tried again after ``retry_seconds`` (and on
     later checks of its account) until it has failed ``max_failures`` times.
 
     With ``listed_by`` (the listing account's T-id and the article's URL) the count holds even if
     the listing that named the article is not stored yet: items are stored concurrently, so a quick
     failure can overtake its listing. The row is created here and the listing, when it lands, keeps
-    the count.
+    the count. A failure that is not the article's (a block of the whole site) is not ``counted``:
+    it waits like any other but never makes the article be given up.
     """
     after = "now() + make_interval(secs => %(retry)s)"
-    values = {"docid": docid, "error": error[:500], "max": max_failures, "retry": retry_seconds}
+    values = {"docid": docid, "error": error[:500], "max": max_failures, "retry": retry_seconds,
+              "inc": 1 if counted else 0}
     if listed_by is None:
         conn.execute(
-            "UPDATE listed_items SET fetch_failures = fetch_failures + 1, last_fetch_error = %(error)s,"
-            f" claimed_by = NULL, fetch_after = {after}, pending = pending AND fetch_failures + 1 < %(max)s"
+            "UPDATE listed_items SET fetch_failures = fetch_failures + %(inc)s, last_fetch_error = %(error)s,"
+            f" claimed_by = NULL, fetch_after = {after}, pending = pending AND fetch_failures + %(inc)s < %(max)s"
             " WHERE item_id = %(docid)s",
             values,
         )
@@ -463,11 +465,11 @@ def record_fetch_failure(conn: Connection[DictRow], docid: str, error: str, *,
     conn.execute(
         "INSERT INTO listed_items (item_id, item_type, source_tid, url, fetch_failures, last_fetch_error,"
         " pending, fetch_after)"
-        f" VALUES (%(docid)s, 'article', %(tid)s, %(url)s, 1, %(error)s, 1 < %(max)s, {after})"
-        " ON CONFLICT (item_id) DO UPDATE SET fetch_failures = listed_items.fetch_failures + 1,"
+        f" VALUES (%(docid)s, 'article', %(tid)s, %(url)s, %(inc)s, %(error)s, %(inc)s < %(max)s, {after})"
+        " ON CONFLICT (item_id) DO UPDATE SET fetch_failures = listed_items.fetch_failures + %(inc)s,"
         " last_fetch_error = excluded.last_fetch_error, claimed_by = NULL, fetch_after = excluded.fetch_after,"
         " pending = (listed_items.pending OR listed_items.fetch_failures = 0)"
-        "   AND listed_items.fetch_failures + 1 < %(max)s"
+        "   AND listed_items.fetch_failures + %(inc)s < %(max)s"
         "   AND NOT EXISTS (SELECT 1 FROM articles a WHERE a.docid = listed_items.item_id)",
         {**values, "tid": listed_by[0], "url": listed_by[1]},
     )

@@ -116,3 +116,14 @@ def test_heartbeat_renews_only_the_owner_s_claims(conn: psycopg.Connection[DictR
     rows = {r["tid"]: r["long"] for r in conn.execute(
         "SELECT tid, claimed_until > now() + interval '5 minutes' AS long FROM sources WHERE claimed_by IS NOT NULL")}
     assert all(rows[t] for t in mine) and not any(rows[t] for t in theirs)
+
+
+def test_blocked_fetches_wait_but_never_give_an_article_up(conn: psycopg.Connection[DictRow]) -> None:
+    _add(conn)
+    articles_db.record_listing(conn, TIDS[0], [_listed("K00000010514R9KQ")], NOW)
+    for _ in range(10):
+        articles_db.record_fetch_failure(conn, "K00000010514R9KQ", "blocked: captcha", max_failures=2,
+                                         retry_seconds=0, counted=False)
+    row = one(conn, "SELECT pending, fetch_failures, last_fetch_error FROM listed_items")
+    assert row == {"pending": True, "fetch_failures": 0, "last_fetch_error": "blocked: captcha"}
+    assert [a.docid for a in queue_db.claim_pending_articles(conn, "w", 10, 60, 2)] == ["K00000010514R9KQ"]
