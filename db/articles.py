@@ -311,7 +311,7 @@ _COUNT_TRENDING_TARGETS = (
     "  JOIN link_lists l ON l.id = s.list_id AND l.block = 'trending'"
     "  CROSS JOIN LATERAL unnest(l.target_ids) AS x(target_id) JOIN link_targets t ON t.id = x.target_id"
     "  WHERE s.docid = %(docid)s AND NOT (s.list_id = ANY(%(ids)s) AND s.seen_at = %(seen)s))"
-    " INSERT INTO trending_targets AS g (target_url, target_docid, title, source_name, shown_on_articles,"
+    " INSERT INTO trending_totals AS g (target_url, target_docid, title, source_name, shown_on_articles,"
     "  times_seen, first_seen_at, last_seen_at)"
     " SELECT c.url, c.docid, c.title, c.source_name, (c.url NOT IN (SELECT url FROM prior))::int, c.n,"
     "  %(seen)s, %(seen)s FROM cur c ORDER BY c.url"
@@ -325,7 +325,7 @@ _COUNT_TRENDING_TARGETS = (
 
 def _record_trending(conn: Connection[DictRow], docid: str, sighted: Sequence[tuple[int, bool, bool]],
                      seen_at: datetime) -> None:
-    """Keep trending_spans and trending_targets (read by trending_history and trending_links) current."""
+    """Keep trending_spans and trending_totals (read by trending_history and trending_links) current."""
     for list_id, fresh, new_page in sighted:
         if fresh:
             # Lists are numbered one at a time; another store's new list waits for this commit.
