@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import resource
 import threading
@@ -42,8 +43,8 @@ Key = tuple[str, str]  # ("s", tid) for an account check, ("a", docid) for an ar
 # then lapses and the work is taken again): longer than any page's timeouts and retry waits.
 MAX_IN_FLIGHT_SECONDS = 900
 # The shortest sleep between two looks for due work, so sources falling due one by one are claimed a
-# few at a time rather than one query each.
-MIN_WAIT_SECONDS = 0.25
+# few at a time rather than one query each (scheduling lag stays well under a second).
+MIN_WAIT_SECONDS = 0.5
 # A worker's crawl_runs row covers this long; then its counts are written and a new row begins.
 RUN_SEGMENT_SECONDS = 600
 
@@ -85,6 +86,7 @@ class WorkFeed:
         self.capacity = max(8, 4 * options.concurrency * max(1, len(options.proxies)))
         self.inflight: dict[Key, float] = {}
         self.started = time.monotonic()
+        self._articles_looked = -math.inf
         self.stop_reason: str | None = None
         self.draining: str | None = None
         self._wake: asyncio.Event | None = None
@@ -150,8 +152,8 @@ class WorkFeed:
                     claimed = await asyncio.to_thread(self._claim, room)
                     for kind, work in claimed:
                         yield self.make_request(kind, work)
-                    if claimed:
-                        continue
+                    if len(claimed) >= room:
+                        continue  # there may be more due: look again at once
                     hint = await asyncio.to_thread(self._seconds_until_due)
                     if hint is not None:
                         wait = min(wait, max(hint, MIN_WAIT_SECONDS))
@@ -188,12 +190,18 @@ class WorkFeed:
 
     def _claim(self, room: int) -> list[tuple[str, Any]]:
         o = self.options
+        # Pending articles and revisits fall due rarely: looking for them once per poll is soon enough,
+        # and spares two queries on every look for due sources.
+        now = time.monotonic()
+        articles_too = now - self._articles_looked >= o.poll_seconds
+        if articles_too:
+            self._articles_looked = now
 
         def claim(conn: Connection[DictRow]) -> list[tuple[str, Any]]:
             out: list[tuple[str, Any]] = []
             sources = queue_db.claim_sources(conn, self.owner, min(room, self.sources_per_claim), o.lease_seconds)
             out += [("source", s) for s in sources if self.take(("s", s.tid))]
-            left = room - len(sources)
+            left = room - len(sources) if articles_too else 0
             if left > 0:
                 pending = queue_db.claim_pending_articles(conn, self.owner, left, o.lease_seconds,
                                                           o.max_fetch_failures)
@@ -202,6 +210,9 @@ class WorkFeed:
             if left > 0:
                 revisits = queue_db.claim_revisits(conn, left, o.fetch_retry_seconds)
                 out += [("revisit", a) for a in revisits if self.take(("a", a.docid))]
+                left -= len(revisits)
+            if articles_too and left <= 0 < room - len(sources):
+                self._articles_looked = -math.inf  # a backlog: keep draining it at every look
             return out
 
         result: list[tuple[str, Any]] = self._with_db(claim, [])
