@@ -262,6 +262,8 @@ def _record_sightings(conn: Connection[DictRow], docid: str, lists: Sequence[tup
     return [(row["id"], bool(row["fresh"]), bool(row["new_page"])) for row in rows]
 
 
+# Targets are looked up one by one by id (OFFSET 0 keeps the planner from hashing all of link_targets
+# and link_lists, which grows with every article).
 # A 热点推荐 list stored for the first time comes last in the order of lists: each of its links either
 # continues its span ending at the previous list or starts a new one. Span rows are locked in URL
 # order, as every store does, so stores never deadlock on them.
@@ -271,7 +273,9 @@ _APPEND_TRENDING_LIST = (
     " e AS MATERIALIZED (SELECT t.url, t.docid, t.title, t.source_name, x.position, o.seq, l.first_seen_at,"
     "  l.last_seen_at, l.pages, l.times_seen FROM link_lists l CROSS JOIN o"
     "  CROSS JOIN LATERAL unnest(l.target_ids, l.positions) AS x(target_id, position)"
-    "  JOIN link_targets t ON t.id = x.target_id WHERE l.id = %(list)s),"
+    "  CROSS JOIN LATERAL (SELECT t.url, t.docid, t.title, t.source_name FROM link_targets t"
+    "  WHERE t.id = x.target_id OFFSET 0) t"
+    "  WHERE l.id = %(list)s),"
     " lk AS MATERIALIZED (SELECT p.id FROM trending_spans p JOIN e ON p.target_url = e.url"
     "  AND p.last_seq = e.seq - 1 ORDER BY p.target_url FOR UPDATE OF p),"
     " ext AS (UPDATE trending_spans p SET last_seq = e.seq, lists = p.lists + 1,"
@@ -292,7 +296,9 @@ _APPEND_TRENDING_LIST = (
 _SIGHT_TRENDING_LIST = (
     "WITH e AS MATERIALIZED (SELECT t.url, o.seq FROM link_lists l"
     "  JOIN trending_list_order o ON o.list_id = l.id"
-    "  CROSS JOIN LATERAL unnest(l.target_ids) AS x(target_id) JOIN link_targets t ON t.id = x.target_id"
+    "  CROSS JOIN LATERAL unnest(l.target_ids) AS x(target_id)"
+    "  CROSS JOIN LATERAL (SELECT t.url, t.docid, t.title, t.source_name FROM link_targets t"
+    "  WHERE t.id = x.target_id OFFSET 0) t"
     "  WHERE l.id = %(list)s),"
     " lk AS MATERIALIZED (SELECT p.id FROM trending_spans p JOIN e ON p.target_url = e.url"
     "  AND p.first_seq <= e.seq AND p.last_seq >= e.seq ORDER BY p.target_url FOR UPDATE OF p)"
@@ -306,10 +312,14 @@ _SIGHT_TRENDING_LIST = (
 _COUNT_TRENDING_TARGETS = (
     "WITH cur AS (SELECT t.url, max(t.docid) AS docid, max(t.title) AS title, max(t.source_name) AS source_name,"
     "  count(*) AS n FROM link_lists l CROSS JOIN LATERAL unnest(l.target_ids) AS x(target_id)"
-    "  JOIN link_targets t ON t.id = x.target_id WHERE l.id = ANY(%(ids)s) GROUP BY t.url),"
+    "  CROSS JOIN LATERAL (SELECT t.url, t.docid, t.title, t.source_name FROM link_targets t"
+    "  WHERE t.id = x.target_id OFFSET 0) t"
+    "  WHERE l.id = ANY(%(ids)s) GROUP BY t.url),"
     " prior AS (SELECT DISTINCT t.url FROM link_sightings s"
-    "  JOIN link_lists l ON l.id = s.list_id AND l.block = 'trending'"
-    "  CROSS JOIN LATERAL unnest(l.target_ids) AS x(target_id) JOIN link_targets t ON t.id = x.target_id"
+    "  CROSS JOIN LATERAL (SELECT l.target_ids FROM link_lists l WHERE l.id = s.list_id AND l.block = 'trending'"
+    "  OFFSET 0) l CROSS JOIN LATERAL unnest(l.target_ids) AS x(target_id)"
+    "  CROSS JOIN LATERAL (SELECT t.url, t.docid, t.title, t.source_name FROM link_targets t"
+    "  WHERE t.id = x.target_id OFFSET 0) t"
     "  WHERE s.docid = %(docid)s AND NOT (s.list_id = ANY(%(ids)s) AND s.seen_at = %(seen)s))"
     " INSERT INTO trending_totals AS g (target_url, target_docid, title, source_name, shown_on_articles,"
     "  times_seen, first_seen_at, last_seen_at)"
