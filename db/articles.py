@@ -179,10 +179,11 @@ _UPSERT_TARGETS = (
     " ins AS ("
     "  INSERT INTO link_targets (url, docid, title, source_name, shown_at)"
     "  SELECT DISTINCT ON (key) url, docid, title, source_name, shown_at FROM input i"
-    "  WHERE NOT EXISTS (SELECT 1 FROM link_targets t WHERE t.key = i.key)"
+    "  WHERE NOT EXISTS (SELECT 1 FROM link_targets t WHERE t.key = i.key OFFSET 0)"
     "  ORDER BY key ON CONFLICT (key) DO NOTHING RETURNING id, key)"
     " SELECT i.n, coalesce(ins.id, t.id) AS id FROM input i"
-    " LEFT JOIN ins ON ins.key = i.key LEFT JOIN link_targets t ON t.key = i.key ORDER BY i.n"
+    " LEFT JOIN ins ON ins.key = i.key"
+    " LEFT JOIN LATERAL (SELECT t.id FROM link_targets t WHERE t.key = i.key OFFSET 0) t ON true ORDER BY i.n"
 )
 
 
@@ -208,10 +209,11 @@ _UPSERT_LISTS = (
     " ins AS ("
     "  INSERT INTO link_lists (block, module, target_ids, positions, first_seen_at, last_seen_at, times_seen, pages)"
     "  SELECT block, module, target_ids, positions, %s, %s, 1, 1 FROM input i"
-    "  WHERE NOT EXISTS (SELECT 1 FROM link_lists l WHERE l.key = i.key)"
+    "  WHERE NOT EXISTS (SELECT 1 FROM link_lists l WHERE l.key = i.key OFFSET 0)"
     "  ORDER BY key ON CONFLICT (key) DO NOTHING RETURNING id, key)"
     " SELECT i.n, coalesce(ins.id, l.id) AS id, ins.id IS NOT NULL AS inserted FROM input i"
-    " LEFT JOIN ins ON ins.key = i.key LEFT JOIN link_lists l ON l.key = i.key ORDER BY i.n"
+    " LEFT JOIN ins ON ins.key = i.key"
+    " LEFT JOIN LATERAL (SELECT l.id FROM link_lists l WHERE l.key = i.key OFFSET 0) l ON true ORDER BY i.n"
 )
 
 
