@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,6 +28,7 @@ from crawler.settings import crawl_options
 FIRST_STEP = 1.0  # seconds of spacing after the first block
 RECOVERY = 0.67  # factor per unblocked answer
 FLOOR = 0.05  # below this the slowdown is over
+RECHECK_SECONDS = 1.0  # a waiting request looks again this often: the spacing may have relaxed
 
 
 def _host(url: str) -> str:
@@ -48,7 +50,7 @@ class BlockSlowdownMiddleware:
         self.crawler = crawler
         self.maximum = crawl_options(crawler.settings).block_slowdown_max
         self.spacing: dict[str, float] = {}
-        self.next_at: dict[str, float] = {}
+        self.last_sent: dict[str, float] = {}
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> BlockSlowdownMiddleware:
@@ -60,17 +62,20 @@ class BlockSlowdownMiddleware:
             self.crawler.stats.inc_value(f"haowatch/{key}", value)  # type: ignore[arg-type]
 
     async def process_request(self, request: Request, spider: Any = None) -> None:
+        # Waiting requests do not book turns in advance: each takes the next free turn at the
+        # spacing in force *now*, so when the host relaxes every waiting request relaxes with it
+        # (turns booked at a 2-minute spacing would hold a long-running worker for hours).
         host = _host(request.url)
-        spacing = self.spacing.get(host, 0.0)
-        if spacing <= 0:
-            return None
-        now = time.monotonic()
-        start = max(now, self.next_at.get(host, 0.0))
-        self.next_at[host] = start + spacing
-        wait = start - now
-        if wait > 0:
+        while (spacing := self.spacing.get(host, 0.0)) > 0:
+            now = time.monotonic()
+            turn = self.last_sent.get(host, -math.inf) + spacing
+            if now >= turn:
+                self.last_sent[host] = now
+                return None
+            wait = min(turn - now, RECHECK_SECONDS)
             self._stats("block_wait_seconds", wait)
             await asyncio.sleep(wait)
+        self.last_sent[host] = time.monotonic()
         return None
 
     def process_response(self, request: Request, response: Response, spider: Any = None) -> Response:

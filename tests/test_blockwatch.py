@@ -63,6 +63,25 @@ def test_blocks_slow_the_whole_host_and_recover_gradually() -> None:
     assert recovering[0] > 5 and recovering[-1] == 0.0  # gradual, then over
 
 
+def test_waiting_requests_relax_as_soon_as_the_host_does() -> None:
+    middleware = BlockSlowdownMiddleware(get_crawler(settings_dict={OPTIONS_KEY: CrawlOptions(block_slowdown_max=120)}))
+    middleware.spacing["www.163.com"] = 120.0
+    requests = [Request(f"https://www.163.com/dy/article/K{n:07d}0514R9KQ.html") for n in range(20)]
+
+    async def queue_then_relax() -> float:
+        loop = asyncio.get_running_loop()
+        waiting = [asyncio.ensure_future(middleware.process_request(r)) for r in requests]
+        await asyncio.sleep(0.2)
+        assert sum(w.done() for w in waiting) == 1  # one turn per 120 s
+        start = loop.time()
+        middleware.spacing["www.163.com"] = 0.0  # the host answers normally again
+        await asyncio.gather(*waiting)
+        return loop.time() - start
+
+    # Not 19 turns of 120 s booked while the host was blocking: every waiting request goes on at once.
+    assert asyncio.run(queue_then_relax()) < 2.5
+
+
 def test_a_captcha_page_counts_as_a_block_in_the_middleware() -> None:
     middleware = BlockSlowdownMiddleware(get_crawler(settings_dict={OPTIONS_KEY: CrawlOptions(block_slowdown_max=8.0)}))
     request = Request("https://www.163.com/dy/media/T1536566896022.html")
