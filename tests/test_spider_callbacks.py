@@ -259,8 +259,11 @@ def test_article_url_answering_with_an_empty_page_is_not_asked_again_at_once(
     assert out[0].docid == DOCID and out[0].error.startswith("blocked:")
     _save(store, out)
     with connect(db_url) as conn:
-        row = one(conn, "SELECT fetch_failures FROM listed_items WHERE item_id = %s", (DOCID,))
-    assert row["fetch_failures"] == 1
+        row = one(conn, "SELECT fetch_failures, pending, last_fetch_error FROM listed_items WHERE item_id = %s",
+                  (DOCID,))
+    # Recorded and retried later, but a block is the site's: it never counts toward giving the article up.
+    assert row["fetch_failures"] == 0 and row["pending"] is True
+    assert row["last_fetch_error"].startswith("blocked:")
 
 
 def test_an_account_page_at_the_article_url_gives_up_after_max_failures(
