@@ -110,13 +110,6 @@ def sources_needing_attention(conn: Connection[DictRow], tids: Sequence[str]) ->
         ).fetchall()
 
 
-def release_all(conn: Connection[DictRow], owner: str) -> int:
-    """Release every claim ``owner`` holds (a stopping replica); return how many were released."""
-    return len(conn.execute(
-        "UPDATE sources SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = %s RETURNING tid", (owner,)
-    ).fetchall())
-
-
 def record_check(conn: Connection[DictRow], tid: str, *, ok: bool, status: str, error: str | None,
                  item_count: int | None, max_backoff_seconds: int, checked_by: str | None = None) -> None:
     """Record the outcome of checking a source and schedule its next check.
@@ -140,40 +133,6 @@ def record_check(conn: Connection[DictRow], tid: str, *, ok: bool, status: str, 
         " WHERE tid = %(tid)s",
         {"status": status, "error": (error or None) and error[:1000], "items": item_count, "ok": ok,
          "cap": max_backoff_seconds, "tid": tid, "by": checked_by},
-    )
-
-
-def claim_due(conn: Connection[DictRow], owner: str, limit: int, lease_seconds: int) -> list[str]:
-    """Claim up to ``limit`` due sources for ``owner`` with a lease; other replicas skip them.
-
-    ``FOR UPDATE SKIP LOCKED`` makes two replicas claiming at once take disjoint sets; a claim whose
-    lease expired (its replica died) can be taken again.
-    """
-    rows = conn.execute(
-        "UPDATE sources SET claimed_by = %s, claimed_until = now() + make_interval(secs => %s)"
-        " WHERE tid IN (SELECT tid FROM sources WHERE enabled AND next_check_at <= now()"
-        "   AND (claimed_until IS NULL OR claimed_until < now())"
-        "   ORDER BY next_check_at LIMIT %s FOR UPDATE SKIP LOCKED)"
-        " RETURNING tid",
-        (owner, lease_seconds, limit),
-    ).fetchall()
-    return sorted(r["tid"] for r in rows)
-
-
-def release(conn: Connection[DictRow], owner: str, tids: list[str], *, failed_error: str | None = None,
-            retry_seconds: int = 300) -> None:
-    """Release claims. A claimed source that the crawl never checked (it crashed or was aborted) is
-    marked failed and retried after ``retry_seconds``, so one bad crawl cannot hot-loop."""
-    failed = "next_check_at <= now() AND %(error)s::text IS NOT NULL"
-    conn.execute(
-        "UPDATE sources SET claimed_by = NULL, claimed_until = NULL,"
-        " next_check_at = CASE WHEN next_check_at <= now() THEN now() + make_interval(secs => %(retry)s)"
-        "   ELSE next_check_at END,"
-        f" consecutive_failures = CASE WHEN {failed} THEN {_NEXT_FAILURES} ELSE consecutive_failures END,"
-        f" last_status = CASE WHEN {failed} THEN 'error' ELSE last_status END,"
-        f" last_error = CASE WHEN {failed} THEN %(error)s ELSE last_error END"
-        " WHERE tid = ANY(%(tids)s) AND claimed_by = %(owner)s",
-        {"retry": retry_seconds, "error": failed_error, "tids": tids, "owner": owner},
     )
 
 

@@ -107,14 +107,6 @@ def count_sources(conn: psycopg.Connection[DictRow]) -> int:
     return int(row["n"]) if row else 0
 
 
-def checked_ok_since(conn: psycopg.Connection[DictRow], tids: Sequence[str], since: datetime) -> int:
-    """How many of ``tids`` were checked successfully at or after ``since``."""
-    row = conn.execute(
-        "SELECT count(*) AS n FROM sources WHERE tid = ANY(%s) AND last_success_at >= %s", (list(tids), since)
-    ).fetchone()
-    return int(row["n"]) if row else 0
-
-
 def db_now(conn: psycopg.Connection[DictRow]) -> datetime:
     """The database's clock (checks are stamped with it, so compare against it)."""
     row = conn.execute("SELECT now() AS now").fetchone()

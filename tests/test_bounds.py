@@ -15,6 +15,7 @@ import psycopg
 import pytest
 from psycopg.rows import DictRow
 
+from db import queue as queue_db
 from db import sources as sources_db
 from db import status as status_db
 from db.connection import connect
@@ -227,9 +228,9 @@ def test_sql_written_extremes_break_neither_release_list_status_nor_metrics(db_u
         conn.execute(f"UPDATE sources SET {assignment} WHERE tid = %s", (TID,))
     _readable_everywhere(db_url)  # as written
     with connect(db_url) as conn:
-        claimed = sources_db.claim_due(conn, "replica-1", 10, 3600)
-        # release() of a crashed crawl counts a failure for every claimed source still due.
-        sources_db.release(conn, "replica-1", claimed, failed_error="crawl process failed")
+        claimed = [s.tid for s in queue_db.claim_sources(conn, "replica-1", 10, 3600)]
+        # Giving up checks that never finished counts a failure for every claimed source.
+        queue_db.give_up_sources(conn, "replica-1", claimed, "check did not finish", retry_seconds=300)
         sources_db.record_check(conn, TID, ok=False, status="http_error", error="HTTP 503", item_count=None,
                                 max_backoff_seconds=21600)
         rows = conn.execute("SELECT tid, claimed_by, consecutive_failures FROM sources ORDER BY tid").fetchall()
@@ -255,13 +256,13 @@ def test_sources_list_escapes_control_characters_and_terminal_escapes(db_url: st
 def test_sources_release_releases_a_stuck_claim(db_url: str) -> None:
     with connect(db_url) as conn:
         conn.execute("INSERT INTO sources (tid) VALUES (%s), (%s)", (TID, TID_B))
-        assert sources_db.claim_due(conn, "dead-replica", 10, 3600) == sorted([TID, TID_B])
+        assert sorted(s.tid for s in queue_db.claim_sources(conn, "dead-replica", 10, 3600)) == sorted([TID, TID_B])
     out = run_cli("sources", "release", TID, db_url=db_url)
     assert out.returncode == 0 and "dead-replica" in out.stdout, out
     with connect(db_url) as conn:
         rows = {r["tid"]: r["claimed_by"] for r in conn.execute("SELECT tid, claimed_by FROM sources")}
         assert rows == {TID: None, TID_B: "dead-replica"}  # only the one named
-        assert sources_db.claim_due(conn, "live-replica", 10, 3600) == [TID]
+        assert [s.tid for s in queue_db.claim_sources(conn, "live-replica", 10, 3600)] == [TID]
     assert "dead-replica" in run_cli("sources", "release", TID_B, db_url=db_url).stdout
     assert "was not claimed" in run_cli("sources", "release", TID_B, db_url=db_url).stdout
     again = run_cli("sources", "release", "T1000000000000", db_url=db_url)

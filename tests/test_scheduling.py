@@ -10,6 +10,7 @@ import pytest
 from psycopg.rows import DictRow
 
 from crawler.middlewares import backoff_delay, retry_after_seconds
+from db import queue as queue_db
 from db import sources as sources_db
 from db.articles import next_revisit
 from db.connection import connect
@@ -52,19 +53,23 @@ def test_failures_back_off_doubling_and_capped_then_reset(conn: psycopg.Connecti
     assert row["last_error"] is None
 
 
+def _claim(conn: psycopg.Connection[DictRow], owner: str, limit: int = 10) -> list[str]:
+    return sorted(s.tid for s in queue_db.claim_sources(conn, owner, limit, 600))
+
+
 def test_claim_takes_only_due_enabled_unclaimed_sources(conn: psycopg.Connection[DictRow]) -> None:
     _add(conn, *TIDS[:4])
     conn.execute("UPDATE sources SET enabled = false WHERE tid = %s", (TIDS[1],))
     conn.execute("UPDATE sources SET next_check_at = now() + interval '1 hour' WHERE tid = %s", (TIDS[2],))
-    assert sources_db.claim_due(conn, "a", 10, 600) == [TIDS[0], TIDS[3]]
-    assert sources_db.claim_due(conn, "b", 10, 600) == []  # claimed by a, lease running
+    assert _claim(conn, "a") == [TIDS[0], TIDS[3]]
+    assert _claim(conn, "b") == []  # claimed by a, lease running
 
 
 def test_expired_lease_is_claimable_again(conn: psycopg.Connection[DictRow]) -> None:
     _add(conn, TIDS[0])
-    assert sources_db.claim_due(conn, "dead-replica", 10, 600) == [TIDS[0]]
+    assert _claim(conn, "dead-replica") == [TIDS[0]]
     conn.execute("UPDATE sources SET claimed_until = now() - interval '1 second'")
-    assert sources_db.claim_due(conn, "b", 10, 600) == [TIDS[0]]
+    assert _claim(conn, "b") == [TIDS[0]]
     assert _source(conn, TIDS[0])["claimed_by"] == "b"
 
 
@@ -75,7 +80,7 @@ def test_concurrent_claims_are_disjoint(db_url: str) -> None:
     def claim(owner: str) -> list[str]:
         taken: list[str] = []
         with connect(db_url) as conn:
-            while batch := sources_db.claim_due(conn, owner, 3, 600):
+            while batch := _claim(conn, owner, 3):
                 taken.extend(batch)
         return taken
 
@@ -85,11 +90,13 @@ def test_concurrent_claims_are_disjoint(db_url: str) -> None:
     assert sorted(everything) == sorted(TIDS)  # each source claimed exactly once
 
 
-def test_release_after_a_crashed_crawl_retries_later_not_at_once(conn: psycopg.Connection[DictRow]) -> None:
+def test_a_check_that_never_finished_is_retried_later_not_at_once(conn: psycopg.Connection[DictRow]) -> None:
     _add(conn, TIDS[0], TIDS[1])
-    claimed = sources_db.claim_due(conn, "me", 10, 600)
-    sources_db.record_check(conn, TIDS[1], ok=True, status="ok", error=None, item_count=1, max_backoff_seconds=60)
-    sources_db.release(conn, "me", claimed, failed_error="crawl process failed", retry_seconds=300)
+    claimed = _claim(conn, "me")
+    sources_db.record_check(conn, TIDS[1], ok=True, status="ok", error=None, item_count=1, max_backoff_seconds=60,
+                            checked_by="me")
+    # The worker gives up the checks that never finished; the finished one's claim ended with it.
+    queue_db.give_up_sources(conn, "me", claimed, "check did not finish", retry_seconds=300)
     crashed, checked = _source(conn, TIDS[0]), _source(conn, TIDS[1])
     assert crashed["claimed_by"] is None and crashed["last_status"] == "error"
     assert crashed["consecutive_failures"] == 1
@@ -100,22 +107,23 @@ def test_release_after_a_crashed_crawl_retries_later_not_at_once(conn: psycopg.C
 
 def test_release_only_touches_own_claims(conn: psycopg.Connection[DictRow]) -> None:
     _add(conn, TIDS[0])
-    sources_db.claim_due(conn, "a", 10, 600)
-    sources_db.release(conn, "b", [TIDS[0]])
+    _claim(conn, "a")
+    queue_db.release_owner(conn, "b")
+    queue_db.give_up_sources(conn, "b", [TIDS[0]], "check did not finish", retry_seconds=300)
     assert _source(conn, TIDS[0])["claimed_by"] == "a"
 
 
 def test_paused_and_retimed_sources_are_honoured(conn: psycopg.Connection[DictRow]) -> None:
     _add(conn, TIDS[0])
     sources_db.set_enabled(conn, TIDS[0], False)
-    assert sources_db.claim_due(conn, "a", 10, 600) == []
+    assert _claim(conn, "a") == []
     sources_db.set_enabled(conn, TIDS[0], True)
     sources_db.record_check(conn, TIDS[0], ok=True, status="ok", error=None, item_count=1, max_backoff_seconds=60)
-    assert sources_db.claim_due(conn, "a", 10, 600) == []
+    assert _claim(conn, "a") == []
     sources_db.set_interval(conn, TIDS[0], 1)  # 1s: due again at once
     conn.execute("UPDATE sources SET last_checked_at = now() - interval '2 seconds'")
     sources_db.set_interval(conn, TIDS[0], 1)
-    assert sources_db.claim_due(conn, "a", 10, 600) == [TIDS[0]]
+    assert _claim(conn, "a") == [TIDS[0]]
 
 
 def test_sources_change_notifies_listeners(db_url: str) -> None:
