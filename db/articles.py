@@ -257,6 +257,7 @@ def _record_sightings(conn: Connection[DictRow], docid: str, lists: Sequence[tup
         "  first_seen_at = least(l.first_seen_at, %(seen)s), last_seen_at = greatest(l.last_seen_at, %(seen)s)"
         "  FROM locked JOIN s ON s.id = locked.id WHERE l.id = locked.id RETURNING l.id)"
         " SELECT s.id, s.fresh, s.new_page FROM s JOIN ins ON ins.list_id = s.id"
+        # Each sighted list by id: a join let the planner read every 热点推荐 list ever stored.
         " CROSS JOIN LATERAL (SELECT l.block FROM link_lists l WHERE l.id = s.id OFFSET 0) l"
         " WHERE l.block = 'trending' ORDER BY s.id",
         {"docid": docid, "ids": [list_id for list_id, _ in lists], "fresh": [fresh for _, fresh in lists],
