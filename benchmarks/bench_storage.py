@@ -58,6 +58,8 @@ from crawler.pipelines import article_record  # noqa: E402
 from db import migrate  # noqa: E402
 from db.articles import store_article  # noqa: E402
 from db.connection import connect  # noqa: E402
+from db.maintenance import autovacuum_on, vacuum_hot_tables  # noqa: E402
+from scheduler.service import HOT_VACUUM_EVERY_SECONDS  # noqa: E402
 from tests.helpers import one  # noqa: E402
 
 START = datetime(2026, 1, 12, tzinfo=UTC)
@@ -142,12 +144,14 @@ class TextMaker:
 # --- the site's link lists ----------------------------------------------------------------------
 
 
+DIGITS = "0123456789ABCDEFGHIJKLMNOPQRSTUV"
+
+
 def docid_of(n: int) -> str:
-    digits = "0123456789ABCDEFGHIJKLMNOPQRSTUV"
     out = ""
     for _ in range(8):
         n, r = divmod(n, 32)
-        out = digits[r] + out
+        out = DIGITS[r] + out
     return out + "0514R9KQ"
 
 
@@ -408,12 +412,15 @@ def store_old(conn: psycopg.Connection[DictRow], f: Fetch, content_hash: str) ->
 def scale_up(conn: psycopg.Connection[DictRow], target: int, with_search: bool) -> None:
     """Copy stored articles and their link sightings under new ids and later times up to ``target`` articles."""
     have = one(conn, "SELECT count(*) AS n FROM articles")["n"]
-    # Only the stored articles (docids starting with 0) are copied, once per round.
-    base = one(conn, "SELECT count(*) AS n FROM articles WHERE docid ~ '^0'")["n"]
+    # Only the stored articles (docids starting with 00) are copied, once per round.
+    base = one(conn, "SELECT count(*) AS n FROM articles WHERE docid ~ '^00'")["n"]
     span = one(conn, "SELECT max(first_seen_at) - min(first_seen_at) AS s FROM articles")["s"]
     # Bench database only: copying is much faster without the search index, built again after if asked.
     conn.execute("DROP INDEX IF EXISTS articles_search_idx")
-    rounds = one(conn, "SELECT count(DISTINCT left(docid, 1)) - 1 AS n FROM articles")["n"]  # copies made before
+    # Each round's copies get docids with their own first two characters (the stored ones start "00").
+    used = {r["p"] for r in conn.execute("SELECT DISTINCT left(docid, 2) AS p FROM articles")}
+    prefixes = (a + b for a in DIGITS for b in DIGITS if a + b not in used)
+    rounds = len(used) - 1  # copies made before
     while have < target:
         rounds += 1
         batch = min(base, target - have)
@@ -431,9 +438,9 @@ def scale_up(conn: psycopg.Connection[DictRow], target: int, with_search: bool) 
                          " l.positions, l.first_seen_at + %s, l.last_seen_at + %s, l.times_seen, l.pages"
                          " FROM link_lists l JOIN list_map m ON m.old_id = l.id", (rounds, shift, shift))
             conn.execute(
-                "CREATE TEMP TABLE art_map ON COMMIT DROP AS SELECT docid AS old, %s || substr(docid, 2) AS new"
-                " FROM (SELECT docid FROM articles WHERE docid ~ '^0' ORDER BY first_seen_at LIMIT %s) s",
-                ("0123456789ABCDEFGHIJKLMNOPQRSTUV"[rounds],  batch))
+                "CREATE TEMP TABLE art_map ON COMMIT DROP AS SELECT docid AS old, %s || substr(docid, 3) AS new"
+                " FROM (SELECT docid FROM articles WHERE docid ~ '^00' ORDER BY first_seen_at LIMIT %s) s",
+                (next(prefixes), batch))
             conn.execute(
                 "INSERT INTO articles (docid, source_tid, url, title, published_at, account_name, body_text,"
                 " body_html, body_paragraphs, images, ip_location, content_hash, first_seen_at, last_fetched_at)"
@@ -520,6 +527,10 @@ def run(args: argparse.Namespace, urls: dict[str, str], results: dict[str, Any])
         stored = {"old": 0, "new": 0}
         compressed = raw = 0
         t_start = time.perf_counter()
+        # As the service does: where the server's autovacuum is off, it vacuums the tables stores rewrite.
+        results["server_autovacuum"] = autovacuum_on(new)
+        print(f"server autovacuum: {'on' if results['server_autovacuum'] else 'off'}", flush=True)
+        vacuumed_at = t_start
         for f in fetches(args.articles, seed=1):
             content_hash = f"{zlib.crc32(f.page.body_text.encode()):08x}"
             if f.first:
@@ -532,6 +543,12 @@ def run(args: argparse.Namespace, urls: dict[str, str], results: dict[str, Any])
             store_article(new, record, source_tid=f.source, content_hash=content_hash, fetched_at=f.at)
             cpu["new_client"] += time.process_time() - c0
             cpu["new_server"] += server_cpu(new_pid) - s0
+            if time.perf_counter() - vacuumed_at >= HOT_VACUUM_EVERY_SECONDS:
+                c0, s0 = time.process_time(), server_cpu(new_pid)
+                if vacuum_hot_tables(new):
+                    cpu["new_hot_vacuum"] = cpu.get("new_hot_vacuum", 0.0) + time.process_time() - c0 \
+                        + server_cpu(new_pid) - s0
+                vacuumed_at = time.perf_counter()
             if stored["new"] <= args.baseline:
                 if f.first:
                     stored["old"] += 1
@@ -562,7 +579,8 @@ def run(args: argparse.Namespace, urls: dict[str, str], results: dict[str, Any])
                                                                    if k in LINK_TABLES_NEW) / n),
                                "compressed_text_per_article": round(compressed / n),
                                "raw_text_per_article": round(raw / n),
-                               "cpu_ms_per_article": round((cpu["new_client"] + cpu["new_server"]) * 1000 / n, 2)}
+                               "cpu_ms_per_article": round((cpu["new_client"] + cpu["new_server"]) * 1000 / n, 2),
+                               "hot_vacuum_cpu_ms_per_article": round(cpu.get("new_hot_vacuum", 0.0) * 1000 / n, 3)}
         print(f"new layout at {n} articles: {json.dumps(results['new_full'], ensure_ascii=False)}", flush=True)
         results["queries_at_articles"] = report_queries(new, f"{n}", rng, args.runs)
         if args.scale_to > n:

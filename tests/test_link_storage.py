@@ -18,7 +18,7 @@ import pytest
 from psycopg import Connection
 from psycopg.rows import DictRow
 
-from db import migrate
+from db import maintenance, migrate
 from db.articles import store_article
 from db.connection import connect
 from db.records import AccountFacts, ArticleRecord, LinkRecord
@@ -356,3 +356,39 @@ def test_migration_009_keeps_every_trending_answer(empty_db_url: str) -> None:
         kept = answers(conn, TRENDING_DUMPS)
         conn.execute("SELECT haowatch_rebuild_trending()")
         assert answers(conn, TRENDING_DUMPS) == kept
+
+
+def test_a_new_trending_list_extends_continuing_spans_in_place(conn: Connection[DictRow]) -> None:
+    # An update that changes an indexed column writes a new row version elsewhere and leaves a dead one
+    # behind for VACUUM; every new list would do that to each continuing span (migration 016).
+    for n in range(3):
+        store_article(conn, page(n, trending(0)), source_tid="T1536566896022", content_hash="h",
+                      fetched_at=T0 + timedelta(minutes=n))
+    with conn.transaction():
+        store_article(conn, page(3, trending(1)), source_tid="T1536566896022", content_hash="h",
+                      fetched_at=T0 + timedelta(minutes=5))
+        stats = one(conn, "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables"
+                          " WHERE relname = 'trending_spans'")
+    # (The counts may include the earlier stores: a backend reports them to the statistics in batches.)
+    assert stats is not None and stats["n_tup_upd"] >= 7  # seven links stayed, one is new
+    assert stats["n_tup_hot_upd"] == stats["n_tup_upd"]
+    spans = conn.execute("SELECT lists FROM trending_history ORDER BY target_url").fetchall()
+    assert sorted(r["lists"] for r in spans) == [1, 1, *[2] * 7]
+
+
+def test_hot_tables_are_vacuumed_where_the_server_does_not(conn: Connection[DictRow]) -> None:
+    for n in range(40):
+        store_article(conn, page(n, trending(n // 10)), source_tid="T1536566896022", content_hash="h",
+                      fetched_at=T0 + timedelta(minutes=n))
+    before = one(conn, "SELECT coalesce(max(vacuum_count), 0) AS n FROM pg_stat_user_tables"
+                       " WHERE relname = 'trending_totals'")
+    assert maintenance.vacuum_hot_tables(conn) is (not maintenance.autovacuum_on(conn))
+    if not maintenance.autovacuum_on(conn):
+        # The statistics of a VACUUM reach pg_stat_user_tables within a second or so.
+        for _ in range(50):
+            after = one(conn, "SELECT vacuum_count AS n FROM pg_stat_user_tables WHERE relname = 'trending_totals'")
+            if after and before and after["n"] > before["n"]:
+                break
+            conn.execute("SELECT pg_sleep(0.1), pg_stat_clear_snapshot()")
+        else:
+            raise AssertionError("trending_totals was not vacuumed")
