@@ -77,15 +77,12 @@ def test_cli_upgrade_twice_at_once(empty_db_url: str) -> None:
     assert again.returncode == 0 and again.stdout.startswith("schema is up to date")
 
 
-# What users stored or query is never dropped: no table, column, view, schema or database, no TRUNCATE.
-# An index holds nothing of its own (it is rebuilt from its table), so replacing one is allowed.
-_DROPS_USER_DATA = re.compile(r"\b(drop\s+(table|column|view|materialized\s+view|schema|database|owned)|truncate)\b")
-
-
+# What users stored or query is never dropped (no table, column, view, schema or database, no
+# TRUNCATE). An index holds nothing of its own (it is rebuilt from its table): replacing one is allowed.
 def test_migrations_never_drop() -> None:
     for m in migrate.available_migrations():
-        sql = "\n".join(line.split("--", 1)[0] for line in m.sql.lower().splitlines())
-        assert not _DROPS_USER_DATA.search(sql), m.name
+        sql = m.sql.lower()
+        assert "truncate" not in sql, m.name
         assert set(re.findall(r"\bdrop\s+(\w+)", sql)) <= {"index"}, m.name
 
 
