@@ -179,13 +179,19 @@ def test_cli_search_bad_input(db_url: str, args: list[str]) -> None:
 POOL = 50  # search_articles ranks the newest 50 matches (or lim, if more)
 
 
-def expected_top(conn: Connection[DictRow], query: str, lim: int) -> list[str]:
-    """The documented order, computed in Python: the newest max(lim, 50) matches, then by rank."""
+def expected_top(conn: Connection[DictRow], query: str, lim: int, since: datetime | None = None) -> list[str]:
+    """The documented order, computed in Python: the newest max(lim, 50) matches (undated ones last),
+    then by rank."""
     rows = conn.execute("SELECT docid, title, body_text, published_at FROM articles").fetchall()
     hits = [r for r in rows
-            if query in unicodedata.normalize("NFKC", (r["title"] or "") + "\n" + (r["body_text"] or "")).lower()]
+            if query in unicodedata.normalize("NFKC", (r["title"] or "") + "\n" + (r["body_text"] or "")).lower()
+            and (since is None or (r["published_at"] is not None and r["published_at"] >= since))]
+
+    def newest(r: DictRow) -> tuple[bool, datetime]:
+        return r["published_at"] is not None, r["published_at"] or datetime.min.replace(tzinfo=UTC)
+
     hits.sort(key=lambda r: r["docid"])
-    hits.sort(key=lambda r: r["published_at"], reverse=True)
+    hits.sort(key=newest, reverse=True)
     pool = hits[:max(lim, POOL)]
 
     def rank(r: DictRow) -> float:
@@ -193,7 +199,7 @@ def expected_top(conn: Connection[DictRow], query: str, lim: int) -> list[str]:
         return float(3 * t + b + (t + b == 0)) / (1 + math.log(1 + len(r["body_text"] or "") / 500.0))
 
     scored = sorted(pool, key=lambda r: r["docid"])
-    scored.sort(key=lambda r: r["published_at"], reverse=True)
+    scored.sort(key=newest, reverse=True)
     scored.sort(key=lambda r: round(rank(r), 4), reverse=True)
     return [r["docid"] for r in scored[:lim]]
 
@@ -274,6 +280,44 @@ def test_rare_phrase_found_through_widening_windows_of_newest_articles(conn: Con
         hits = search_articles(conn, "卢卡申科", limit=lim)
         assert [h.docid for h in hits] == expected_top(conn, "卢卡申科", lim), lim
     assert len(found(conn, "卢卡申科")) == 2 + 100 + 50
+
+
+def test_windows_of_time_miss_no_match_and_read_none_twice(conn: Connection[DictRow]) -> None:
+    # As above, plus matches sharing one time, matches without a date (after every dated one) and a
+    # `since` inside the windows: the windows are disjoint, each asked only for the matches missing.
+    rng = random.Random(5)
+    rows = []
+    for n in range(3200):
+        if n < 250:
+            at, has = T0 - timedelta(seconds=n / 5), n in (10, 200)
+        elif n < 2250:
+            at, has = T0 - timedelta(minutes=rng.uniform(81, 600)), n % 20 == 0
+        elif n < 2750:
+            at, has = T0 - timedelta(days=rng.uniform(1, 365)), n % 10 == 0
+        elif n < 2790:
+            at, has = T0 - timedelta(hours=30), True
+        elif n < 2810:
+            at, has = None, True
+        else:
+            at, has = T0 - timedelta(days=rng.uniform(400, 700)), n % 3 == 0
+        # Some written with a variant of 申 (🈸, found only after normalising).
+        phrase = "卢卡🈸科表示" if has and n % 7 == 3 else "卢卡申科表示"
+        body = "今天的天气很好。" * rng.randint(1, 4) + (phrase if has else "卢卡和申科")
+        docid = f"K{n:07d}0514R9KQ"
+        rows.append((docid, "T1536566896022", f"https://www.163.com/dy/article/{docid}.html", f"新闻{n}", body, at))
+    with conn.cursor() as cur:
+        cur.executemany("INSERT INTO articles (docid, source_tid, url, title, body_text, published_at)"
+                        " VALUES (%s, %s, %s, %s, %s, %s)", rows)
+    conn.execute("ANALYZE articles")
+    assert ilike(conn, "卢卡🈸科")
+    assert found(conn, "卢卡申科") == ilike(conn, "卢卡申科") | ilike(conn, "卢卡🈸科")
+    for lim in (20, 50, 130, 160, 200, 400):
+        hits = search_articles(conn, "卢卡申科", limit=lim)
+        assert [h.docid for h in hits] == expected_top(conn, "卢卡申科", lim), lim
+    for since in (T0 - timedelta(hours=3), T0 - timedelta(days=100), T0 - timedelta(days=500)):
+        for lim in (50, 300):
+            hits = search_articles(conn, "卢卡申科", limit=lim, since=since)
+            assert [h.docid for h in hits] == expected_top(conn, "卢卡申科", lim, since), (since, lim)
 
 
 def test_the_largest_lim_is_accepted(loaded: Connection[DictRow]) -> None:
