@@ -257,37 +257,14 @@ def test_width_variant_newer_than_plain_matches_is_found(conn: Connection[DictRo
     assert variant in {h.docid for h in hits} and len(hits) == 50
 
 
-def test_rare_phrase_found_through_widening_windows_of_newest_articles(conn: Connection[DictRow]) -> None:
-    # The newest 250 articles came within a minute and hold the phrase twice: walking gives up and
-    # the index is asked for the newest 80 minutes (2 matches: too few), then eight times that.
-    rng = random.Random(3)
+def spread_out(conn: Connection[DictRow], seed: int, extras: bool = False) -> None:
+    """The newest 250 articles within a minute (two hold 卢卡申科), 2,000 over the ten hours before (one
+    in 20), 500 over the year before (one in ten); with ``extras`` also 40 matches sharing one time,
+    20 undated ones, 390 from two years ago (one in three), and one match in seven written with a
+    variant of 申 (🈸, found only after normalising)."""
+    rng = random.Random(seed)
     rows = []
-    for n in range(2750):
-        if n < 250:
-            at, has = T0 - timedelta(seconds=n / 5), n in (10, 200)
-        elif n < 2250:
-            at, has = T0 - timedelta(minutes=rng.uniform(81, 600)), n % 20 == 0
-        else:
-            at, has = T0 - timedelta(days=rng.uniform(1, 365)), n % 10 == 0
-        body = "今天的天气很好。" * rng.randint(1, 4) + ("卢卡申科表示" if has else "卢卡和申科")
-        docid = f"K{n:07d}0514R9KQ"
-        rows.append((docid, "T1536566896022", f"https://www.163.com/dy/article/{docid}.html", f"新闻{n}", body, at))
-    with conn.cursor() as cur:
-        cur.executemany("INSERT INTO articles (docid, source_tid, url, title, body_text, published_at)"
-                        " VALUES (%s, %s, %s, %s, %s, %s)", rows)
-    conn.execute("ANALYZE articles")
-    for lim in (20, 50, 200):
-        hits = search_articles(conn, "卢卡申科", limit=lim)
-        assert [h.docid for h in hits] == expected_top(conn, "卢卡申科", lim), lim
-    assert len(found(conn, "卢卡申科")) == 2 + 100 + 50
-
-
-def test_windows_of_time_miss_no_match_and_read_none_twice(conn: Connection[DictRow]) -> None:
-    # As above, plus matches sharing one time, matches without a date (after every dated one) and a
-    # `since` inside the windows: the windows are disjoint, each asked only for the matches missing.
-    rng = random.Random(5)
-    rows = []
-    for n in range(3200):
+    for n in range(3200 if extras else 2750):
         if n < 250:
             at, has = T0 - timedelta(seconds=n / 5), n in (10, 200)
         elif n < 2250:
@@ -300,8 +277,7 @@ def test_windows_of_time_miss_no_match_and_read_none_twice(conn: Connection[Dict
             at, has = None, True
         else:
             at, has = T0 - timedelta(days=rng.uniform(400, 700)), n % 3 == 0
-        # Some written with a variant of 申 (🈸, found only after normalising).
-        phrase = "卢卡🈸科表示" if has and n % 7 == 3 else "卢卡申科表示"
+        phrase = "卢卡🈸科表示" if extras and has and n % 7 == 3 else "卢卡申科表示"
         body = "今天的天气很好。" * rng.randint(1, 4) + (phrase if has else "卢卡和申科")
         docid = f"K{n:07d}0514R9KQ"
         rows.append((docid, "T1536566896022", f"https://www.163.com/dy/article/{docid}.html", f"新闻{n}", body, at))
@@ -309,6 +285,22 @@ def test_windows_of_time_miss_no_match_and_read_none_twice(conn: Connection[Dict
         cur.executemany("INSERT INTO articles (docid, source_tid, url, title, body_text, published_at)"
                         " VALUES (%s, %s, %s, %s, %s, %s)", rows)
     conn.execute("ANALYZE articles")
+
+
+def test_rare_phrase_found_through_widening_windows_of_newest_articles(conn: Connection[DictRow]) -> None:
+    # Walking the newest 250 finds the phrase twice and gives up; the index is asked for the newest
+    # 80 minutes (2 matches: too few), then for windows further back.
+    spread_out(conn, 3)
+    for lim in (20, 50, 200):
+        hits = search_articles(conn, "卢卡申科", limit=lim)
+        assert [h.docid for h in hits] == expected_top(conn, "卢卡申科", lim), lim
+    assert len(found(conn, "卢卡申科")) == 2 + 100 + 50
+
+
+def test_windows_of_time_miss_no_match_and_read_none_twice(conn: Connection[DictRow]) -> None:
+    # Plus matches sharing one time, undated ones (after every dated one), variants and a `since`
+    # inside the windows: the windows are disjoint, each asked only for the matches still missing.
+    spread_out(conn, 5, extras=True)
     assert ilike(conn, "卢卡🈸科")
     assert found(conn, "卢卡申科") == ilike(conn, "卢卡申科") | ilike(conn, "卢卡🈸科")
     for lim in (20, 50, 130, 160, 200, 400):
